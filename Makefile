@@ -1,0 +1,57 @@
+# volcap — the front door. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PY := .venv/bin/python
+export VOLCAP_DATA_DIR ?= $(CURDIR)/data
+export DAGSTER_HOME ?= $(VOLCAP_DATA_DIR)/dagster_home
+
+.PHONY: help install demo test reliability dev lint fmt sql bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --user --quiet uv
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked
+	@touch $@
+
+install: .venv/.synced ## install the locked environment (uv from PyPI if missing)
+
+demo: install ## run the pipeline on the fleet simulator: 30 simulated days, report, summary
+	@mkdir -p "$(DAGSTER_HOME)"
+	$(UV) run --locked volcap demo
+
+test: install ## run the whole test suite (fast core of the reliability tests included)
+	$(UV) run --locked pytest -m "not slow" -q
+
+reliability: install ## the long fault/crash/soak suite with its scorecard
+	$(UV) run --locked pytest -m "slow or reliability" -q
+
+dev: install ## dagster dev on http://127.0.0.1:3000 (shows the demo's runs)
+	@mkdir -p "$(DAGSTER_HOME)"
+	$(UV) run --locked dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+sql: install ## open the warehouse read-only in the DuckDB CLI
+	$(UV) run --locked duckdb -readonly "$(VOLCAP_DATA_DIR)/warehouse.duckdb"
+
+lint: install ## ruff (lint + format check) and mypy
+	$(UV) run --locked ruff check .
+	$(UV) run --locked ruff format --check .
+	$(UV) run --locked mypy
+
+fmt: install ## format the code
+	$(UV) run --locked ruff format .
+	$(UV) run --locked ruff check --fix .
+
+bench: install ## benchmarks (ingest, build) with their peers
+	$(UV) sync --locked --group bench
+	$(UV) run --locked --group bench python bench/ingest.py
+	$(UV) run --locked --group bench python bench/build.py
+
+clean: ## remove generated data (keeps the environment)
+	rm -rf data/* .pytest_cache
+	@touch data/.gitkeep

@@ -1,0 +1,146 @@
+"""The `volcap` command: ingest, build, report, demo, simulate.
+
+Every command prints one summary line on success and exits 0; on failure it prints one line
+with the reason to stderr and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class CommandFailed(RuntimeError):
+    """A command failed for a reason worth one line."""
+
+
+def _parse_instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 instant: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def cmd_ingest(args: argparse.Namespace) -> str:
+    from pipelines.runner import run_snapshot
+
+    started = time.monotonic()
+    outcome = run_snapshot(args.at or datetime.now(UTC))
+    return (
+        f"ingested {outcome.rows} volumes for partition {outcome.partition_key} → {outcome.path}"
+        f" ({outcome.quarantined} quarantined, {outcome.bytes_fetched / 1e6:.1f} MB fetched)"
+        f" in {time.monotonic() - started:.1f}s"
+    )
+
+
+def cmd_build(args: argparse.Namespace) -> str:
+    from pipelines.runner import run_build
+
+    started = time.monotonic()
+    outcome = run_build(full=args.full)
+    return f"{outcome.summary} in {time.monotonic() - started:.1f}s"
+
+
+def cmd_report(args: argparse.Namespace) -> str:
+    from pipelines.runner import run_report
+
+    path = run_report()
+    return f"report written to {path}"
+
+
+def cmd_demo(args: argparse.Namespace) -> str:
+    from pipelines.demo import run_demo
+
+    return run_demo(days=args.days, volumes=args.volumes, seed=args.seed)
+
+
+def cmd_simulate(args: argparse.Namespace) -> str:
+    from simulator.cli import main as simulate_main
+
+    argv = ["--port", str(args.port), "--volumes", str(args.volumes), "--seed", str(args.seed)]
+    if args.token:
+        argv += ["--token", args.token]
+    if args.start:
+        argv += ["--start", args.start]
+    if args.speed is not None:
+        argv += ["--speed", str(args.speed)]
+    argv += ["--host", args.host]
+    simulate_main(argv)
+    return "simulator stopped"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="volcap",
+        description="Capacity history and quota forecasts for a storage platform's volumes. "
+        "Configured by VOLCAP_API_URL, VOLCAP_API_TOKEN and VOLCAP_DATA_DIR.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ingest = sub.add_parser("ingest", help="take one snapshot of the volumes API into the lake")
+    ingest.add_argument(
+        "--at",
+        type=_parse_instant,
+        help="an instant inside the partition to materialize (default: now); the API's clock "
+        "must be inside that partition's window",
+    )
+    ingest.set_defaults(func=cmd_ingest)
+
+    build = sub.add_parser("build", help="build the warehouse models from the lake")
+    build.add_argument("--full", action="store_true", help="rebuild everything from the lake")
+    build.set_defaults(func=cmd_build)
+
+    report = sub.add_parser("report", help="write the HTML capacity report")
+    report.set_defaults(func=cmd_report)
+
+    demo = sub.add_parser("demo", help="run the whole pipeline on the fleet simulator")
+    demo.add_argument("--days", type=int, default=30)
+    demo.add_argument("--volumes", type=int, default=2000)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(func=cmd_demo)
+
+    simulate = sub.add_parser("simulate", help="serve the fleet simulator on loopback")
+    simulate.add_argument("--port", type=int, default=8080)
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--volumes", type=int, default=2000)
+    simulate.add_argument("--seed", type=int, default=7)
+    simulate.add_argument("--token", default=None, help="bearer key to accept")
+    simulate.add_argument("--start", default=None, help="simulated start instant (ISO 8601)")
+    simulate.add_argument(
+        "--speed", type=float, default=None, help="simulated seconds per real second"
+    )
+    simulate.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        line = args.func(args)
+    except KeyboardInterrupt:
+        print("volcap: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line, never a traceback, for any failure
+        from pipelines.redaction import redact
+
+        print(f"volcap {args.command}: error: {redact(_one_line(exc))}", file=sys.stderr)
+        return EXIT_FAILURE
+    if line:
+        print(line)
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

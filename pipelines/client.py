@@ -1,0 +1,306 @@
+"""The Volumes API client: auth, retries, timeouts and streaming of `GET /v1/volumes` to a file."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dagster as dg
+import httpx
+from pydantic import PrivateAttr
+
+from pipelines import __version__
+from pipelines.contract import API_FIELDS
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_SAME_ORIGIN_REDIRECTS = 3
+
+
+class ApiError(RuntimeError):
+    """The API could not be read; the message names the status or fault, never the key."""
+
+
+class ContractError(ApiError):
+    """The API answered, but not with what the contract promises."""
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What a fetch landed and what the sidecar records about it."""
+
+    path: Path
+    url: str
+    status: int
+    date: datetime | None
+    fetched_at: datetime
+    byte_count: int
+    sha256: str
+    attempts: int
+    content_type: str
+
+
+class _OriginBoundBearer(httpx.Auth):
+    """Bearer auth that is only ever attached to the configured origin.
+
+    httpx keeps custom headers across redirects; binding the key to the origin here means
+    no redirect, proxy or misconfiguration can carry it anywhere else.
+    """
+
+    def __init__(self, token: str, origin: tuple[str, str, int | None]) -> None:
+        self._token = token
+        self._origin = origin
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if _origin(request.url) == self._origin:
+            request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return (url.scheme, url.host, url.port or default)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def parse_http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+class VolumeApi(dg.ConfigurableResource):
+    """Reads `GET {base_url}/v1/volumes` with a field mask, streaming the body to a file.
+
+    Retries 429 (honouring `Retry-After`), 5xx and connection errors with exponential backoff and
+    jitter; fails at once on other statuses. The key is only sent to the configured origin.
+    """
+
+    base_url: str
+    token: str
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    write_timeout: float = 10.0
+    pool_timeout: float = 5.0
+    #: Overall wall-clock limit for one request including its body (a drip-feeding server
+    #: cannot hold a run forever).
+    request_deadline: float = 600.0
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    #: A `Retry-After` longer than this fails fast so the scheduler retries later.
+    retry_after_cap: float = 120.0
+    #: Total seconds spent waiting between attempts, across the whole fetch.
+    retry_budget: float = 300.0
+    max_body_bytes: int = 4 * 1024**3
+    verify_tls: bool = True
+
+    _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
+
+    @property
+    def volumes_url(self) -> str:
+        return self.base_url.rstrip("/") + "/v1/volumes"
+
+    def _check_url(self) -> httpx.URL:
+        url = httpx.URL(self.volumes_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ApiError(f"VOLCAP_API_URL must be an http(s) URL, got scheme {url.scheme!r}")
+        if url.scheme == "http" and not _is_loopback(url.host):
+            raise ApiError(f"refusing plain http:// to non-loopback host {url.host}; use https://")
+        if not self.token:
+            raise ApiError("VOLCAP_API_TOKEN is empty")
+        return url
+
+    def _client(self, url: httpx.URL) -> httpx.Client:
+        return httpx.Client(
+            auth=_OriginBoundBearer(self.token, _origin(url)),
+            headers={"User-Agent": f"volcap/{__version__}", "Accept": "application/json"},
+            timeout=httpx.Timeout(
+                connect=self.connect_timeout,
+                read=self.read_timeout,
+                write=self.write_timeout,
+                pool=self.pool_timeout,
+            ),
+            follow_redirects=False,
+            verify=self.verify_tls,
+            trust_env=False,
+        )
+
+    def fetch_to(self, dest: Path, fields: tuple[str, ...] = API_FIELDS) -> FetchResult:
+        """Stream the volume list into `dest` (created or truncated). Raises ApiError."""
+        url = self._check_url()
+        params = {"fields": ",".join(fields)}
+        waited = 0.0
+        last_reason = ""
+        with self._client(url) as client:
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    result = self._attempt(client, url, params, dest, attempt)
+                except _Retryable as exc:
+                    last_reason = exc.reason
+                    if attempt == self.max_attempts:
+                        break
+                    delay = exc.retry_after
+                    if delay is not None and delay > self.retry_after_cap:
+                        raise ApiError(
+                            f"{exc.reason}: Retry-After {delay:.0f}s exceeds the cap of "
+                            f"{self.retry_after_cap:.0f}s; giving up so the schedule retries later"
+                        ) from None
+                    if delay is None:
+                        delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+                        delay *= random.uniform(0.5, 1.0)  # full-ish jitter
+                    if waited + delay > self.retry_budget:
+                        raise ApiError(
+                            f"{exc.reason}: retry budget of {self.retry_budget:.0f}s exhausted "
+                            f"after {attempt} attempts"
+                        ) from None
+                    log.warning(
+                        "attempt %d failed (%s); retrying in %.2fs", attempt, exc.reason, delay
+                    )
+                    self._sleep(delay)
+                    waited += delay
+                    continue
+                return result
+        raise ApiError(f"gave up after {self.max_attempts} attempts: {last_reason}")
+
+    def _attempt(
+        self, client: httpx.Client, url: httpx.URL, params: dict[str, str], dest: Path, attempt: int
+    ) -> FetchResult:
+        started = time.monotonic()
+        deadline = started + self.request_deadline
+        target = url
+        try:
+            for _ in range(MAX_SAME_ORIGIN_REDIRECTS + 1):
+                request = client.build_request("GET", target, params=params)
+                response = client.send(request, stream=True)
+                try:
+                    if response.is_redirect:
+                        location = response.headers.get("Location", "")
+                        nxt = target.join(location)
+                        if _origin(nxt) != _origin(url):
+                            raise ApiError(
+                                f"HTTP {response.status_code}: redirect to another origin "
+                                f"({nxt.scheme}://{nxt.host}) not followed"
+                            )
+                        target = nxt.copy_with(query=None)
+                        continue
+                    return self._land(response, dest, deadline, attempt)
+                finally:
+                    response.close()
+            raise ApiError(f"more than {MAX_SAME_ORIGIN_REDIRECTS} redirects")
+        except httpx.TimeoutException as exc:
+            raise _Retryable(f"timeout ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise _Retryable(f"connection error ({type(exc).__name__})") from None
+
+    def _land(
+        self, response: httpx.Response, dest: Path, deadline: float, attempt: int
+    ) -> FetchResult:
+        status = response.status_code
+        now = datetime.now(UTC)
+        if status in RETRYABLE_STATUSES:
+            raise _Retryable(
+                f"HTTP {status}", parse_retry_after(response.headers.get("Retry-After"), now)
+            )
+        if status in (401, 403):
+            raise ApiError(
+                f"HTTP {status} from the volumes API: the key in VOLCAP_API_TOKEN was "
+                + ("rejected" if status == 401 else "not allowed to list volumes")
+            )
+        if status != 200:
+            raise ApiError(f"HTTP {status} from the volumes API")
+        content_type = response.headers.get("Content-Type", "")
+        if "json" not in content_type.lower():
+            raise ContractError(
+                f"HTTP 200 with Content-Type {content_type or 'missing'!r}, expected JSON"
+            )
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise ContractError(
+                f"response of {int(declared)} bytes exceeds the cap of {self.max_body_bytes}"
+            )
+        digest = hashlib.sha256()
+        size = 0
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        with open(fd, "wb", buffering=0) as out:
+            for chunk in response.iter_bytes(chunk_size=1 << 20):
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise ContractError(f"response exceeds the cap of {self.max_body_bytes} bytes")
+                if time.monotonic() > deadline:
+                    raise _Retryable(f"request exceeded its {self.request_deadline:.0f}s deadline")
+                digest.update(chunk)
+                out.write(chunk)
+        if (
+            declared
+            and declared.isdigit()
+            and response.headers.get("Content-Encoding", "identity") in ("identity", "")
+            and size != int(declared)
+        ):
+            raise _Retryable(f"truncated body: {size} of {declared} bytes")
+        return FetchResult(
+            path=dest,
+            url=_redacted_url(response.request.url),
+            status=status,
+            date=parse_http_date(response.headers.get("Date")),
+            fetched_at=now,
+            byte_count=size,
+            sha256=digest.hexdigest(),
+            attempts=attempt,
+            content_type=content_type,
+        )
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def _redacted_url(url: httpx.URL) -> str:
+    """The URL without userinfo (the key travels in a header, but a user may paste it here)."""
+    parts = urlsplit(str(url))
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return parts._replace(netloc=netloc).geturl()

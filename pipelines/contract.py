@@ -1,0 +1,85 @@
+"""The upstream contract (../shared/api/volumes.openapi.yaml) and the lake's explicit schema."""
+
+from __future__ import annotations
+
+import polars as pl
+
+#: Every field the provider documents, in the order the contract lists them.
+API_FIELDS: tuple[str, ...] = (
+    "id",
+    "name",
+    "created_at",
+    "host_id",
+    "used_bytes",
+    "inode_count",
+    "mount_count",
+    "max_size_bytes",
+    "max_file_count",
+    "max_mounts",
+    "last_reconciled_at",
+    "status",
+)
+
+#: Present on every volume; `null` is not allowed.
+REQUIRED_NON_NULL: tuple[str, ...] = (
+    "id",
+    "name",
+    "created_at",
+    "used_bytes",
+    "inode_count",
+    "mount_count",
+    "status",
+)
+#: Required by the contract but nullable (null = unlimited / never reconciled).
+REQUIRED_NULLABLE: tuple[str, ...] = (
+    "max_size_bytes",
+    "max_file_count",
+    "max_mounts",
+    "last_reconciled_at",
+)
+#: Deprecated diagnostic, present only on a few legacy volumes.
+OPTIONAL: tuple[str, ...] = ("host_id",)
+
+STATUSES: tuple[str, ...] = ("available", "attached", "degraded", "error")
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+UTC_US = pl.Datetime("us", "UTC")
+
+#: The lake's schema, declared once: never inferred, so an all-null column keeps its type.
+#: The warehouse's `volume_snapshots` has exactly these columns, in this order.
+LAKE_SCHEMA: dict[str, pl.DataType] = {
+    "volume_id": pl.String(),
+    "name": pl.String(),
+    "created_at": UTC_US,
+    "used_bytes": pl.Int64(),
+    "inode_count": pl.Int64(),
+    "mount_count": pl.Int32(),
+    "max_size_bytes": pl.Int64(),
+    "max_file_count": pl.Int64(),
+    "max_mounts": pl.Int32(),
+    "last_reconciled_at": UTC_US,
+    "status": pl.String(),
+    "host_id": pl.String(),
+    "snapshot_at": UTC_US,
+    "observed_at": UTC_US,
+}
+
+#: The same schema spelled for DuckDB (used by the warehouse's source view and the benches).
+LAKE_DUCKDB_TYPES: dict[str, str] = {
+    "volume_id": "VARCHAR",
+    "name": "VARCHAR",
+    "created_at": "TIMESTAMPTZ",
+    "used_bytes": "BIGINT",
+    "inode_count": "BIGINT",
+    "mount_count": "INTEGER",
+    "max_size_bytes": "BIGINT",
+    "max_file_count": "BIGINT",
+    "max_mounts": "INTEGER",
+    "last_reconciled_at": "TIMESTAMPTZ",
+    "status": "VARCHAR",
+    "host_id": "VARCHAR",
+    "snapshot_at": "TIMESTAMPTZ",
+    "observed_at": "TIMESTAMPTZ",
+}

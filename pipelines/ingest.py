@@ -1,0 +1,192 @@
+"""One snapshot, end to end: fetch → validate → land raw → publish the lake partition.
+
+No Dagster here: the assets call these functions, and so can a script. Nothing is published
+until the whole body has been fetched and validated; each published file appears by rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+from pipelines import lake
+from pipelines.client import FetchResult, VolumeApi
+from pipelines.lake import DataDir, partition_slug
+from pipelines.normalize import Normalized, normalize
+
+log = logging.getLogger(__name__)
+
+
+class OutsideWindow(RuntimeError):
+    """The API's clock is not inside the partition's window: a current-state API cannot be
+    back-filled (replay from raw rebuilds the past)."""
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+
+    def contains(self, instant: datetime) -> bool:
+        return self.start <= instant < self.end
+
+
+@dataclass
+class RawLanding:
+    fetch: FetchResult
+    observed_at: datetime
+    raw_path: Path
+    raw_bytes: int
+    normalized: Normalized
+    staged_lake: Path
+
+
+@dataclass
+class LakePublish:
+    path: Path
+    rows: int
+    file_bytes: int
+    replayed: bool
+    report: dict[str, object]
+    quarantine_path: Path | None
+
+
+def land_raw(
+    api: VolumeApi, data: DataDir, window: Window, *, max_quarantine_share: float = 0.01
+) -> RawLanding:
+    """Fetch the current state and, if valid and inside `window`, publish the raw body."""
+    data.sweep_staging()
+    staged: list[Path] = []
+
+    def stage(name: str) -> Path:
+        path = data.stage(name)
+        staged.append(path)
+        return path
+
+    with data.partition_lock(window.start):
+        try:
+            body = stage("body.json")
+            fetched = api.fetch_to(body)
+            observed_at = fetched.date or fetched.fetched_at
+            if not window.contains(observed_at):
+                raise OutsideWindow(
+                    f"the API's clock says {observed_at:%Y-%m-%dT%H:%M:%SZ}, outside partition "
+                    f"[{window.start:%Y-%m-%dT%H:%MZ}, {window.end:%Y-%m-%dT%H:%MZ}); the API only "
+                    "serves the present, so past partitions cannot be fetched (replay them from raw)"
+                )
+            staged_raw = stage("raw.json.zst")
+            # Compression and validation both release the GIL: run them side by side.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                compressing = pool.submit(lake.compress_zstd, body, staged_raw)
+                normalized = normalize(
+                    body,
+                    snapshot_at=window.start,
+                    observed_at=observed_at,
+                    max_quarantine_share=max_quarantine_share,
+                )
+                raw_bytes = compressing.result()
+            tag = f"{partition_slug(window.start)}-{fetched.sha256[:16]}"
+            staged_lake = stage(f"normalized-{tag}.parquet")
+            lake.write_parquet(normalized.frame, staged_lake)
+            if normalized.quarantine.height:
+                lake.write_parquet(normalized.quarantine, stage(f"quarantine-{tag}.parquet"))
+            sidecar = stage("raw.meta.json")
+            lake.write_json(
+                {
+                    "url": fetched.url,
+                    "status": fetched.status,
+                    "date": fetched.date.isoformat() if fetched.date else None,
+                    "fetched_at": fetched.fetched_at.isoformat(),
+                    "observed_at": observed_at.isoformat(),
+                    "snapshot_at": window.start.isoformat(),
+                    "byte_count": fetched.byte_count,
+                    "sha256": fetched.sha256,
+                    "content_type": fetched.content_type,
+                    "attempts": fetched.attempts,
+                    "compressed_bytes": raw_bytes,
+                    "validation": normalized.metadata,
+                },
+                sidecar,
+            )
+            raw_path = data.raw_body(window.start)
+            lake.publish(staged_raw, raw_path)
+            lake.publish(sidecar, data.raw_sidecar(window.start))
+        except BaseException:
+            _discard(*staged)
+            raise
+        _discard(body)
+    return RawLanding(fetched, observed_at, raw_path, raw_bytes, normalized, staged_lake)
+
+
+def publish_lake(
+    data: DataDir, snapshot_at: datetime, *, max_quarantine_share: float = 0.01
+) -> LakePublish:
+    """Publish the lake partition from the landed raw body (replays from raw when the
+    normalized file staged by `land_raw` is not at hand, e.g. in another process)."""
+    with data.partition_lock(snapshot_at):
+        sidecar_path = data.raw_sidecar(snapshot_at)
+        raw_path = data.raw_body(snapshot_at)
+        if not sidecar_path.exists() or not raw_path.exists():
+            raise FileNotFoundError(
+                f"no raw snapshot landed for {partition_slug(snapshot_at)}; run the ingest first"
+            )
+        sidecar = lake.read_sidecar(sidecar_path)
+        tag = f"{partition_slug(snapshot_at)}-{str(sidecar['sha256'])[:16]}"
+        staged = sorted(data.staging.glob(f"*-normalized-{tag}.parquet"))
+        staged_quarantine = sorted(data.staging.glob(f"*-quarantine-{tag}.parquet"))
+        report = dict(sidecar.get("validation") or {})  # type: ignore[call-overload]
+        replayed = not staged
+        if staged:
+            staged_lake = staged[-1]
+        else:
+            normalized = replay(data, snapshot_at, max_quarantine_share=max_quarantine_share)
+            staged_lake = data.stage("replay.parquet")
+            lake.write_parquet(normalized.frame, staged_lake)
+            report = normalized.metadata
+            staged_quarantine = []
+            if normalized.quarantine.height:
+                staged_quarantine = [data.stage("quarantine.parquet")]
+                lake.write_parquet(normalized.quarantine, staged_quarantine[0])
+        rows = pl.scan_parquet(staged_lake).select(pl.len()).collect().item()
+        quarantine_path = None
+        if staged_quarantine:
+            quarantine_path = data.quarantine_file(snapshot_at)
+            lake.publish(staged_quarantine[-1], quarantine_path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                data.quarantine_file(snapshot_at).unlink()
+        final = data.lake_file(snapshot_at)
+        lake.publish(staged_lake, final)
+        _discard(*staged[:-1], *staged_quarantine[:-1])
+    return LakePublish(final, rows, final.stat().st_size, replayed, report, quarantine_path)
+
+
+def replay(
+    data: DataDir, snapshot_at: datetime, *, max_quarantine_share: float = 0.01
+) -> Normalized:
+    """Normalize a landed raw body again (the lake can always be rebuilt from raw)."""
+    sidecar = lake.read_sidecar(data.raw_sidecar(snapshot_at))
+    body = data.stage("replay.json")
+    try:
+        lake.decompress_zstd(data.raw_body(snapshot_at), body)
+        observed_at = datetime.fromisoformat(str(sidecar["observed_at"])).astimezone(UTC)
+        return normalize(
+            body,
+            snapshot_at=snapshot_at,
+            observed_at=observed_at,
+            max_quarantine_share=max_quarantine_share,
+        )
+    finally:
+        _discard(body)
+
+
+def _discard(*paths: Path) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

@@ -1,0 +1,201 @@
+"""Where things live under the data dir, and how they get there: staged, then atomically published."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+LAKE_TABLE = "volume_snapshots"
+_SLUG = re.compile(r"^\d{8}T\d{4}Z$")
+# Files and directories we create carry no world access.
+FILE_MODE = 0o640
+DIR_MODE = 0o750
+
+
+class UnsafePath(ValueError):
+    """A computed path would fall outside the data dir."""
+
+
+def partition_slug(snapshot_at: datetime) -> str:
+    """The file stem for a partition instant, e.g. 20261127T0100Z (no ':' — Hadoop/Spark-safe)."""
+    return snapshot_at.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """The layout of `$VOLCAP_DATA_DIR`."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | os.PathLike[str]) -> DataDir:
+        return cls(Path(root).expanduser().resolve())
+
+    # -- layout -------------------------------------------------------------------------------
+    @property
+    def lake(self) -> Path:
+        return self.root / "lake" / LAKE_TABLE
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw" / LAKE_TABLE
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine" / LAKE_TABLE
+
+    @property
+    def staging(self) -> Path:
+        return self.root / ".staging"
+
+    @property
+    def locks(self) -> Path:
+        return self.root / ".locks"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    def _under(self, base: Path, snapshot_at: datetime, suffix: str) -> Path:
+        slug = partition_slug(snapshot_at)
+        if not _SLUG.match(slug):  # defensive: the slug is ours, but paths must stay inside
+            raise UnsafePath(slug)
+        day = snapshot_at.astimezone(UTC).strftime("%Y-%m-%d")
+        path = (base / f"snapshot_date={day}" / f"{slug}{suffix}").resolve()
+        if not path.is_relative_to(self.root):
+            raise UnsafePath(str(path))
+        return path
+
+    def lake_file(self, snapshot_at: datetime) -> Path:
+        return self._under(self.lake, snapshot_at, ".parquet")
+
+    def raw_body(self, snapshot_at: datetime) -> Path:
+        return self._under(self.raw, snapshot_at, ".json.zst")
+
+    def raw_sidecar(self, snapshot_at: datetime) -> Path:
+        return self._under(self.raw, snapshot_at, ".meta.json")
+
+    def quarantine_file(self, snapshot_at: datetime) -> Path:
+        return self._under(self.quarantine, snapshot_at, ".parquet")
+
+    # -- staging ------------------------------------------------------------------------------
+    def stage(self, name: str) -> Path:
+        """A fresh staging path on the same filesystem (so publishing is a rename)."""
+        _mkdir(self.staging)
+        return self.staging / f"{os.getpid()}-{uuid.uuid4().hex[:12]}-{name}"
+
+    def sweep_staging(self) -> int:
+        """Remove leftovers of killed runs: staging files whose writer process is gone."""
+        removed = 0
+        if not self.staging.exists():
+            return 0
+        for leftover in self.staging.iterdir():
+            pid_text = leftover.name.split("-", 1)[0]
+            if pid_text.isdigit() and _pid_alive(int(pid_text)):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if leftover.is_dir():
+                    shutil.rmtree(leftover)
+                else:
+                    leftover.unlink()
+                removed += 1
+        return removed
+
+    @contextlib.contextmanager
+    def partition_lock(self, snapshot_at: datetime, timeout: float = 600.0) -> Iterator[None]:
+        """One writer per partition at a time, across processes (CLI, daemon, tests)."""
+        _mkdir(self.locks)
+        path = self.locks / f"{partition_slug(snapshot_at)}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            waited_until = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > waited_until:
+                        raise TimeoutError(
+                            f"another run holds partition {partition_slug(snapshot_at)}"
+                        ) from None
+                    time.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _mkdir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(staged: Path, final: Path) -> None:
+    """Atomically move a fully written staged file into place (replacing any previous one)."""
+    with open(staged, "rb") as f:
+        os.fsync(f.fileno())
+    os.chmod(staged, FILE_MODE)
+    _mkdir(final.parent)
+    os.replace(staged, final)
+    _fsync_dir(final.parent)
+
+
+def write_parquet(frame: pl.DataFrame, staged: Path) -> int:
+    """Write a frame as zstd Parquet with statistics; returns the file size."""
+    frame.write_parquet(staged, compression="zstd", statistics=True)
+    return staged.stat().st_size
+
+
+def compress_zstd(src: Path, staged: Path) -> int:
+    """Compress a raw body with zstd (pyarrow's codec; Python 3.11 has no stdlib zstd)."""
+    with (
+        open(src, "rb") as fin,
+        pa.OSFile(str(staged), "wb") as sink,
+        pa.CompressedOutputStream(sink, "zstd") as out,
+    ):
+        while chunk := fin.read(8 << 20):
+            out.write(chunk)
+    return staged.stat().st_size
+
+
+def decompress_zstd(src: Path, staged: Path) -> None:
+    with pa.input_stream(str(src), compression="zstd") as fin, open(staged, "wb") as out:
+        while chunk := fin.read(8 << 20):
+            out.write(chunk)
+
+
+def write_json(obj: object, staged: Path) -> None:
+    staged.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_sidecar(path: Path) -> dict[str, object]:
+    return dict(json.loads(path.read_text()))

@@ -1,0 +1,78 @@
+"""SQL model discovery: one model per `sql/<layer>/<name>.sql`, dependencies read from the SQL."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from graphlib import TopologicalSorter
+from pathlib import Path
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+#: Relations the engine provides before any model runs (not models themselves).
+SOURCES: frozenset[str] = frozenset({"lake_volume_snapshots", "previous_quota_forecast_history"})
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_LINE_COMMENT = re.compile(r"--[^\n]*")
+_BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+_RELATION = re.compile(r"\b(?:from|join)\s+([a-z_][a-z0-9_]*)", re.IGNORECASE)
+_PARAMETER = re.compile(r"\$([a-z_][a-z0-9_]*)")
+
+
+@dataclass(frozen=True)
+class Model:
+    """One SQL model: the table `name` is built from `sql` in layer `layer`."""
+
+    name: str
+    layer: str
+    path: Path
+    sql: str
+    description: str
+    deps: tuple[str, ...]
+    sources: tuple[str, ...]
+    parameters: tuple[str, ...]
+
+
+def _header(text: str) -> str:
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("--"):
+            break
+        lines.append(line[2:].strip())
+    return "\n".join(lines).strip()
+
+
+def _strip_comments(sql: str) -> str:
+    return _LINE_COMMENT.sub("", _BLOCK_COMMENT.sub("", sql))
+
+
+def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
+    """Every model under `sql_dir`, keyed by name, in dependency order."""
+    paths = sorted(sql_dir.glob("*/*.sql"))
+    names = {p.stem for p in paths}
+    models: dict[str, Model] = {}
+    for path in paths:
+        if not _NAME.match(path.stem):
+            raise ValueError(f"model file name is not a plain identifier: {path}")
+        text = path.read_text()
+        body = _strip_comments(text)
+        relations = {m.lower() for m in _RELATION.findall(body)}
+        models[path.stem] = Model(
+            name=path.stem,
+            layer=path.parent.name,
+            path=path,
+            sql=text,
+            description=_header(text),
+            deps=tuple(sorted((relations & names) - {path.stem})),
+            sources=tuple(sorted(relations & SOURCES)),
+            parameters=tuple(sorted(set(_PARAMETER.findall(body)))),
+        )
+    order = TopologicalSorter({m.name: set(m.deps) for m in models.values()})
+    return {name: models[name] for name in order.static_order()}
+
+
+@cache
+def models() -> dict[str, Model]:
+    """The project's models (cached: the files do not change while the process runs)."""
+    return load_models()

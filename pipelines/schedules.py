@@ -1,0 +1,33 @@
+"""When things run: a snapshot every partition window."""
+
+
+from typing import Any
+
+import dagster as dg
+
+from pipelines.partitions import key_for_instant
+
+
+def build_schedules(
+    snapshot_job: Any, partitions: dg.TimeWindowPartitionsDefinition
+) -> list[dg.ScheduleDefinition]:
+    first = partitions.time_window_for_partition_key(partitions.get_first_partition_key())
+    cadence = int((first.end - first.start).total_seconds() // 60)
+    # Tick a few minutes into each window: the API serves the present, so the schedule snapshots
+    # the window it is in (the partitions include the open window, see `snapshot_partitions`).
+    offset = min(5, cadence // 5)
+    minutes = ",".join(str(m + offset) for m in range(0, 60, cadence))
+
+    @dg.schedule(
+        name="snapshot_schedule",
+        cron_schedule=f"{minutes} * * * *",
+        job=snapshot_job,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
+    def snapshot_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        """Snapshot the volumes API once per window, for the window the tick falls in."""
+        key = key_for_instant(partitions, context.scheduled_execution_time)
+        return dg.RunRequest(run_key=key, partition_key=key)
+
+    return [snapshot_schedule]

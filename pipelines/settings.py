@@ -1,0 +1,42 @@
+"""Constants in one place: cadence, horizons, thresholds. Run config may override some per run."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+#: Snapshot cadence in minutes (60 = hourly). 15, 20, 30 and 60 are supported.
+DEFAULT_CADENCE_MINUTES = 60
+#: The first partition the asset graph knows about.
+PARTITIONS_START = "2024-01-01-00:00"
+
+#: Forecast risk thresholds, in days to full.
+CRITICAL_DAYS = 7.0
+WARNING_DAYS = 30.0
+#: A reconciliation older than this makes a forecast `stale`.
+STALE_AFTER = timedelta(hours=24)
+#: Fewer hours or observations than this is `insufficient_history`.
+MIN_HISTORY_HOURS = 24
+MIN_OBSERVATIONS = 4
+#: Prediction interval coverage for days_to_full_low/high.
+INTERVAL_COVERAGE = 0.80
+#: Forecasts beyond this horizon are reported as null (no absurd dates).
+MAX_FORECAST_DAYS = 3650
+
+#: Asset-check thresholds.
+FRESHNESS_MAX_AGE = timedelta(hours=2)
+ROW_DROP_WARN_SHARE = 0.15
+
+#: Forecast fitting (see docs/forecasting.md).
+#: Usage history the trend is fitted on; whole weeks, so a weekly cycle does not tilt the fit.
+FORECAST_WINDOW_DAYS = 28
+#: A fit spanning at least this many days uses daily means instead of each reconciliation.
+DAILY_FIT_MIN_DAYS = 7
+#: One-sided confidence a slope needs to count as `filling` or `shrinking` (else `flat`).
+TREND_CONFIDENCE = 0.95
+#: A level shift (cleanup, delete) is a drop of at least this share of the previous value...
+LEVEL_SHIFT_MIN_SHARE = 0.10
+#: ...and at least this many times the median step between consecutive observations.
+LEVEL_SHIFT_MIN_STEPS = 5.0
+
+#: Asset-check windows: partitions and row counts are checked over this much recent history.
+CHECK_RECENT_WINDOW = timedelta(days=1)

@@ -1,0 +1,62 @@
+-- Growth per day over the last 7 and 30 days (least-squares slope), bytes and inodes: one row
+-- per active volume (scope 'volume', from its reconciliations) and one for the fleet
+-- (scope 'fleet', volume_id null, from fleet_daily's end-of-day totals).
+-- grain: (scope, volume_id)
+-- depends on: volume_observations, volumes, fleet_daily
+-- parameters: $as_of
+with
+
+observations as (
+    select
+        volume_observations.*,
+        (epoch(reconciled_at) - epoch($as_of)) / 86400.0 as x
+    from volume_observations
+    where reconciled_at > $as_of - interval 30 day
+        and reconciled_at <= $as_of
+),
+
+active_volumes as (
+    select volume_id from volumes where is_active
+),
+
+fleet_days as (
+    select
+        fleet_daily.*,
+        (epoch(snapshot_at) - epoch($as_of)) / 86400.0 as x
+    from fleet_daily
+    where snapshot_at > $as_of - interval 30 day
+),
+
+per_volume as (
+    select
+        'volume' as scope,
+        active_volumes.volume_id,
+        regr_slope(used_bytes, x) filter (where x > -7) as bytes_growth_per_day_7d,
+        regr_slope(used_bytes, x) as bytes_growth_per_day_30d,
+        regr_slope(inode_count, x) filter (where x > -7) as inodes_growth_per_day_7d,
+        regr_slope(inode_count, x) as inodes_growth_per_day_30d,
+        count(observations.x) as observations_30d
+    from active_volumes
+    left join observations on active_volumes.volume_id = observations.volume_id
+    group by active_volumes.volume_id
+),
+
+fleet as (
+    select
+        'fleet' as scope,
+        cast(null as varchar) as volume_id,
+        regr_slope(used_bytes, x) filter (where x > -7) as bytes_growth_per_day_7d,
+        regr_slope(used_bytes, x) as bytes_growth_per_day_30d,
+        regr_slope(inode_count, x) filter (where x > -7) as inodes_growth_per_day_7d,
+        regr_slope(inode_count, x) as inodes_growth_per_day_30d,
+        count(*) as observations_30d
+    from fleet_days
+),
+
+final as (
+    select *, $as_of as as_of from per_volume
+    union all
+    select *, $as_of as as_of from fleet
+)
+
+select * from final

@@ -1,0 +1,51 @@
+-- One row per UTC day: the fleet at the day's last snapshot. Volumes by status, total usage,
+-- total bounded quota and its utilization, unlimited volumes. host_id is deprecated and not
+-- identity, so hosts appear only as a diagnostic count.
+-- grain: day
+-- depends on: volume_daily
+-- parameters: none
+with
+
+volume_days as (
+    select * from volume_daily
+),
+
+day_ends as (
+    select day, max(last_snapshot_at) as snapshot_at
+    from volume_days
+    group by day
+),
+
+end_of_day as (
+    select volume_days.*, day_ends.snapshot_at
+    from volume_days
+    inner join day_ends
+        on volume_days.day = day_ends.day
+        and volume_days.last_snapshot_at = day_ends.snapshot_at
+),
+
+final as (
+    select
+        day,
+        any_value(snapshot_at) as snapshot_at,
+        count(*) as volumes,
+        count(*) filter (where status = 'available') as volumes_available,
+        count(*) filter (where status = 'attached') as volumes_attached,
+        count(*) filter (where status = 'degraded') as volumes_degraded,
+        count(*) filter (where status = 'error') as volumes_error,
+        count(*) filter (
+            where status not in ('available', 'attached', 'degraded', 'error')
+        ) as volumes_other_status,
+        sum(used_bytes_last) as used_bytes,
+        sum(inode_count_last) as inode_count,
+        sum(max_size_bytes) as bounded_quota_bytes,
+        sum(used_bytes_last) filter (where max_size_bytes is not null) as bounded_used_bytes,
+        sum(used_bytes_last) filter (where max_size_bytes is not null)
+            / nullif(sum(max_size_bytes), 0) as bounded_utilization,
+        count(*) filter (where max_size_bytes is null) as unlimited_volumes,
+        count(distinct host_id) as hosts_diagnostic
+    from end_of_day
+    group by day
+)
+
+select * from final

@@ -1,0 +1,44 @@
+-- One row per volume per UTC day: end-of-day and peak usage, quotas and status at the end of
+-- the day, utilization ratios (end-of-day usage over end-of-day quota; null when unlimited).
+-- grain: (volume_id, day)
+-- depends on: volume_snapshots
+-- parameters: none
+with
+
+snapshots as (
+    select *, cast(snapshot_at as date) as day
+    from volume_snapshots
+),
+
+daily as (
+    select
+        volume_id,
+        day,
+        max(snapshot_at) as last_snapshot_at,
+        count(*) as snapshot_count,
+        arg_max(used_bytes, snapshot_at) as used_bytes_last,
+        max(used_bytes) as used_bytes_max,
+        arg_max(inode_count, snapshot_at) as inode_count_last,
+        max(inode_count) as inode_count_max,
+        arg_max(mount_count, snapshot_at) as mount_count_last,
+        max(mount_count) as mount_count_max,
+        -- null quotas mean unlimited, so the end-of-day value must keep nulls
+        arg_max_null(max_size_bytes, snapshot_at) as max_size_bytes,
+        arg_max_null(max_file_count, snapshot_at) as max_file_count,
+        arg_max_null(max_mounts, snapshot_at) as max_mounts,
+        arg_max_null(status, snapshot_at) as status,
+        arg_max_null(host_id, snapshot_at) as host_id
+    from snapshots
+    group by volume_id, day
+),
+
+final as (
+    select
+        *,
+        used_bytes_last / nullif(max_size_bytes, 0) as bytes_utilization,
+        inode_count_last / nullif(max_file_count, 0) as inodes_utilization,
+        mount_count_last / nullif(max_mounts, 0) as mounts_utilization
+    from daily
+)
+
+select * from final

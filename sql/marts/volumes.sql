@@ -1,0 +1,67 @@
+-- One row per volume ever seen: its latest state, when it was first and last seen, whether it
+-- is in the latest snapshot (is_active) and, if not, the first snapshot it was missing from
+-- (deleted_at).
+-- grain: volume_id
+-- depends on: volume_snapshots
+-- parameters: none
+with
+
+snapshots as (
+    select * from volume_snapshots
+),
+
+snapshot_instants as (
+    select distinct snapshot_at from snapshots
+),
+
+seen as (
+    select
+        volume_id,
+        min(snapshot_at) as first_seen,
+        max(snapshot_at) as last_seen,
+        count(*) as snapshot_count
+    from snapshots
+    group by volume_id
+),
+
+latest_state as (
+    select snapshots.*
+    from snapshots
+    inner join seen
+        on snapshots.volume_id = seen.volume_id
+        and snapshots.snapshot_at = seen.last_seen
+),
+
+disappearances as (
+    -- the first snapshot after a volume's last sighting is the one it vanished from
+    select seen.volume_id, instants.snapshot_at as deleted_at
+    from seen
+    asof inner join snapshot_instants as instants
+        on instants.snapshot_at > seen.last_seen
+),
+
+final as (
+    select
+        latest_state.volume_id,
+        latest_state.name,
+        latest_state.created_at,
+        latest_state.used_bytes,
+        latest_state.inode_count,
+        latest_state.mount_count,
+        latest_state.max_size_bytes,
+        latest_state.max_file_count,
+        latest_state.max_mounts,
+        latest_state.last_reconciled_at,
+        latest_state.status,
+        latest_state.host_id,
+        seen.first_seen,
+        seen.last_seen,
+        seen.snapshot_count,
+        disappearances.deleted_at is null as is_active,
+        disappearances.deleted_at
+    from latest_state
+    inner join seen on latest_state.volume_id = seen.volume_id
+    left join disappearances on latest_state.volume_id = disappearances.volume_id
+)
+
+select * from final

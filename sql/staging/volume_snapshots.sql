@@ -1,0 +1,45 @@
+-- One row per volume per snapshot: the lake's columns and types, duplicates removed.
+-- grain: (volume_id, snapshot_at)
+-- depends on: lake_volume_snapshots (source view over the Parquet lake)
+-- parameters: $as_of (snapshots after it are ignored, so a past build can be replayed)
+-- A snapshot stored twice (a rerun, or an hourly file beside its day's compacted file)
+-- keeps the row observed last.
+with
+
+lake as (
+    select *
+    from lake_volume_snapshots
+    -- the partition filter lets DuckDB skip whole days without opening their files
+    where snapshot_date <= cast($as_of as date)
+        and snapshot_at <= $as_of
+),
+
+deduplicated as (
+    select *
+    from lake
+    qualify row_number() over (
+        partition by volume_id, snapshot_at
+        order by observed_at desc nulls last
+    ) = 1
+),
+
+final as (
+    select
+        volume_id,
+        name,
+        created_at,
+        used_bytes,
+        inode_count,
+        mount_count,
+        max_size_bytes,
+        max_file_count,
+        max_mounts,
+        last_reconciled_at,
+        status,
+        host_id,
+        snapshot_at,
+        observed_at
+    from deduplicated
+)
+
+select * from final
