@@ -262,7 +262,7 @@ class VolumeApi(dg.ConfigurableResource):
         size = 0
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         with open(fd, "wb", buffering=0) as out:
-            for chunk in response.iter_bytes(chunk_size=1 << 20):
+            for chunk in response.iter_bytes():
                 size += len(chunk)
                 if size > self.max_body_bytes:
                     raise ContractError(f"response exceeds the cap of {self.max_body_bytes} bytes")

@@ -36,10 +36,11 @@ final as (
         count(*) filter (
             where status not in ('available', 'attached', 'degraded', 'error')
         ) as volumes_other_status,
-        sum(used_bytes_last) as used_bytes,
-        sum(inode_count_last) as inode_count,
-        sum(max_size_bytes) as bounded_quota_bytes,
-        sum(used_bytes_last) filter (where max_size_bytes is not null) as bounded_used_bytes,
+        cast(sum(used_bytes_last) as bigint) as used_bytes,
+        cast(sum(inode_count_last) as bigint) as inode_count,
+        cast(sum(max_size_bytes) as bigint) as bounded_quota_bytes,
+        cast(sum(used_bytes_last) filter (where max_size_bytes is not null) as bigint)
+            as bounded_used_bytes,
         sum(used_bytes_last) filter (where max_size_bytes is not null)
             / nullif(sum(max_size_bytes), 0) as bounded_utilization,
         count(*) filter (where max_size_bytes is null) as unlimited_volumes,

@@ -1,0 +1,206 @@
+"""The API client against a misbehaving server: retries, refusals, contract errors, secrets."""
+
+from __future__ import annotations
+
+from email.utils import formatdate
+
+import pytest
+
+from pipelines.client import ApiError, ContractError, VolumeApi
+from tests.faultserver import FaultServer, Reply
+from tests.payloads import body, volume
+
+TOKEN = "canary-token-4f1d9c"
+GOOD = Reply(body=body([volume(1), volume(2)]))
+
+
+def api(url: str, **kw) -> VolumeApi:
+    client = VolumeApi(base_url=url, token=TOKEN, backoff_base=0.01, **kw)
+    client._sleep = lambda s: None  # waits are asserted through what the server saw
+    return client
+
+
+def fetch(client: VolumeApi, tmp_path):
+    return client.fetch_to(tmp_path / "body.json")
+
+
+def test_sends_bearer_key_field_mask_and_user_agent(tmp_path):
+    with FaultServer([GOOD]) as srv:
+        result = fetch(api(srv.url), tmp_path)
+    seen = srv.seen[0]
+    assert seen.target.startswith("/v1/volumes?fields=")
+    assert seen.headers["authorization"] == f"Bearer {TOKEN}"
+    assert seen.headers["user-agent"].startswith("volcap/")
+    fields = seen.target.split("fields=")[1].replace("%2C", ",").split(",")
+    assert len(fields) == 12
+    assert result.byte_count == len(GOOD.body)
+    assert (tmp_path / "body.json").read_bytes() == GOOD.body
+
+
+def test_records_the_response_date_header(tmp_path):
+    with FaultServer([Reply(body=GOOD.body, date="Fri, 27 Nov 2026 01:05:03 GMT")]) as srv:
+        result = fetch(api(srv.url), tmp_path)
+    assert result.date is not None
+    assert result.date.isoformat() == "2026-11-27T01:05:03+00:00"
+
+
+def test_ingest_retries_after_429_honouring_retry_after(tmp_path):
+    waits: list[float] = []
+    with FaultServer([Reply(429, b"slow down", {"Retry-After": "7"}), GOOD]) as srv:
+        client = api(srv.url)
+        client._sleep = waits.append
+        result = fetch(client, tmp_path)
+    assert waits == [7.0]
+    assert result.attempts == 2
+
+
+def test_retry_after_as_http_date_is_honoured(tmp_path):
+    import time
+
+    when = formatdate(time.time() + 30, usegmt=True)
+    waits: list[float] = []
+    with FaultServer([Reply(429, b"", {"Retry-After": when}), GOOD]) as srv:
+        client = api(srv.url)
+        client._sleep = waits.append
+        fetch(client, tmp_path)
+    assert 25 <= waits[0] <= 31
+
+
+def test_retry_after_beyond_the_cap_fails_fast(tmp_path):
+    with FaultServer([Reply(429, b"", {"Retry-After": "3600"}), GOOD]) as srv:
+        with pytest.raises(ApiError, match="exceeds the cap"):
+            fetch(api(srv.url, retry_after_cap=60), tmp_path)
+    assert len(srv.seen) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_server_errors_are_retried_until_success(tmp_path, status):
+    with FaultServer([Reply(status, b"oops"), Reply(status, b"oops"), GOOD]) as srv:
+        result = fetch(api(srv.url), tmp_path)
+    assert result.attempts == 3
+
+
+def test_attempts_are_bounded(tmp_path):
+    with FaultServer([Reply(503, b"down")]) as srv:
+        with pytest.raises(ApiError, match="gave up after 3 attempts: HTTP 503"):
+            fetch(api(srv.url, max_attempts=3), tmp_path)
+    assert len(srv.seen) == 3
+
+
+def test_backoff_grows_exponentially_with_jitter(tmp_path):
+    waits: list[float] = []
+    with FaultServer([Reply(503, b"")] * 4 + [GOOD]) as srv:
+        client = VolumeApi(base_url=srv.url, token=TOKEN, backoff_base=1.0, backoff_max=100)
+        client._sleep = waits.append
+        fetch(client, tmp_path)
+    assert len(waits) == 4
+    for i, w in enumerate(waits):
+        assert 0.5 * 2**i <= w <= 2**i
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_failures_fail_at_once_naming_status_not_key(tmp_path, status):
+    with FaultServer([Reply(status, b"no")]) as srv:
+        with pytest.raises(ApiError) as err:
+            fetch(api(srv.url), tmp_path)
+    assert str(status) in str(err.value)
+    assert TOKEN not in str(err.value)
+    assert len(srv.seen) == 1
+
+
+def test_other_client_errors_are_not_retried(tmp_path):
+    with FaultServer([Reply(400, b"bad field")]) as srv:
+        with pytest.raises(ApiError, match="HTTP 400"):
+            fetch(api(srv.url), tmp_path)
+    assert len(srv.seen) == 1
+
+
+def test_html_with_status_200_is_a_contract_error(tmp_path):
+    html = Reply(body=b"<html>login</html>", headers={"Content-Type": "text/html"})
+    with FaultServer([html]) as srv, pytest.raises(ContractError, match="text/html"):
+        fetch(api(srv.url), tmp_path)
+
+
+def test_truncated_body_is_retried_and_then_fails(tmp_path):
+    with FaultServer([Reply(body=GOOD.body * 50, mode="truncate")]) as srv:
+        with pytest.raises(ApiError, match="gave up"):
+            fetch(api(srv.url, max_attempts=2), tmp_path)
+    assert len(srv.seen) == 2
+
+
+def test_connection_reset_is_retried(tmp_path):
+    with FaultServer([Reply(mode="reset"), GOOD]) as srv:
+        result = fetch(api(srv.url), tmp_path)
+    assert result.attempts == 2
+
+
+def test_oversized_body_is_refused(tmp_path):
+    with FaultServer([Reply(body=b"[" + b" " * 5000 + b"]")]) as srv:
+        with pytest.raises(ContractError, match="exceeds the cap"):
+            fetch(api(srv.url, max_body_bytes=1000), tmp_path)
+
+
+def test_oversized_body_without_content_length_is_cut_off(tmp_path):
+    chunked = Reply(
+        body=b"[" + b" " * 5000 + b"]",
+        headers={"Content-Type": "application/json", "Content-Length": ""},
+    )
+    chunked.headers.pop("Content-Length")
+    # Without Content-Length the server streams until close.
+    with FaultServer([Reply(body=chunked.body, headers={"Content-Type": "application/json", "Content-Length": "5002"})]) as srv:
+        with pytest.raises(ContractError):
+            fetch(api(srv.url, max_body_bytes=1000), tmp_path)
+
+
+def test_a_drip_feeding_server_cannot_hold_the_fetch_past_its_deadline(tmp_path):
+    drip = Reply(body=GOOD.body * 20, mode="drip", drip_every=0.02)
+    with FaultServer([drip]) as srv:
+        with pytest.raises(ApiError, match="deadline"):
+            fetch(api(srv.url, request_deadline=0.3, max_attempts=1), tmp_path)
+
+
+def test_a_hanging_server_hits_the_read_timeout(tmp_path):
+    with FaultServer([Reply(body=GOOD.body, mode="hang")]) as srv:
+        with pytest.raises(ApiError, match="timeout"):
+            fetch(api(srv.url, read_timeout=0.2, max_attempts=1), tmp_path)
+
+
+def test_redirect_to_another_origin_is_not_followed_and_never_gets_the_key(tmp_path):
+    with FaultServer([GOOD], host="127.0.0.2") as elsewhere:
+        redirect = Reply(302, b"", {"Location": f"{elsewhere.url}/v1/volumes", "Content-Type": "text/plain"})
+        with FaultServer([redirect]) as srv:
+            with pytest.raises(ApiError, match="another origin"):
+                fetch(api(srv.url), tmp_path)
+    assert elsewhere.seen == []
+
+
+def test_same_origin_redirect_is_followed_with_the_key(tmp_path):
+    with FaultServer(lambda n: Reply(301, b"", {"Location": "/v2/volumes"}) if n == 0 else GOOD) as srv:
+        fetch(api(srv.url), tmp_path)
+    assert srv.seen[1].target.startswith("/v2/volumes?fields=")
+    assert srv.seen[1].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://api.example.com", "ftp://127.0.0.1", "http://10.0.0.1:8080"],
+)
+def test_plain_http_is_refused_unless_loopback(tmp_path, url):
+    with pytest.raises(ApiError):
+        fetch(api(url), tmp_path)
+
+
+def test_empty_token_is_refused(tmp_path):
+    with pytest.raises(ApiError, match="VOLCAP_API_TOKEN"):
+        VolumeApi(base_url="http://127.0.0.1:1", token="").fetch_to(tmp_path / "b")
+
+
+def test_connection_refused_is_retried_then_reported(tmp_path):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with pytest.raises(ApiError, match="connection error"):
+        fetch(api(f"http://127.0.0.1:{port}", max_attempts=2), tmp_path)

@@ -1,0 +1,168 @@
+"""Publishing: atomic swap under readers, history carried across builds, exports, Dagster."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipelines.assets.marts import MART_ASSETS, MART_CHECKS, WarehouseResource, model_key
+from pipelines.warehouse import (
+    PUBLIC_TABLES,
+    EmptyLakeError,
+    build_warehouse,
+    connect_published,
+    warehouse_path,
+)
+from tests.lakegen import END, Volume, snapshots, write_lake
+
+HOURS = 48
+
+
+def lake(tmp_path, volumes=None, hours=HOURS, end=END):
+    write_lake(tmp_path, snapshots(volumes or [Volume("a"), Volume("b")], hours=hours, end=end))
+
+
+def test_empty_lake_fails_clearly_and_publishes_nothing(tmp_path):
+    with pytest.raises(EmptyLakeError, match="no snapshot files"):
+        build_warehouse(tmp_path)
+    assert not warehouse_path(tmp_path).exists()
+
+
+def test_build_reports_rows_risk_counts_and_publishes_private_files(tmp_path):
+    lake(tmp_path)
+    result = build_warehouse(tmp_path)
+    assert result.rows["volume_snapshots"] == 2 * HOURS
+    assert result.rows["volume_risk"] == 2
+    assert (result.critical, result.warning) == (0, 0)
+    assert result.as_of == END
+    assert "2 active volumes" in result.summary()
+    assert stat.S_IMODE(result.path.stat().st_mode) & 0o007 == 0
+    for table in PUBLIC_TABLES:
+        exported = tmp_path / "marts" / f"{table}.parquet"
+        assert stat.S_IMODE(exported.stat().st_mode) & 0o007 == 0
+        count = duckdb.execute("select count(*) from read_parquet(?)", [str(exported)]).fetchone()
+        assert count == (result.rows[table],)
+    assert sorted(p.name for p in tmp_path.iterdir() if "building" in p.name) == []
+
+
+def test_leftovers_of_a_killed_build_are_removed(tmp_path):
+    lake(tmp_path)
+    (tmp_path / "warehouse.duckdb.dead.building").write_bytes(b"junk")
+    (tmp_path / "warehouse.duckdb.dead.building.wal").write_bytes(b"junk")
+    build_warehouse(tmp_path)
+    assert not any("building" in p.name for p in tmp_path.iterdir())
+
+
+def test_a_reader_keeps_the_old_build_and_a_new_connection_sees_the_new_one(tmp_path):
+    lake(tmp_path, [Volume("a")])
+    build_warehouse(tmp_path)
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys\n"
+            "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+            "print(con.execute('select count(*) from volumes').fetchone()[0], flush=True)\n"
+            "sys.stdin.readline()\n"
+            "print(con.execute('select count(*) from volumes').fetchone()[0], flush=True)\n",
+            str(warehouse_path(tmp_path)),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout.readline().strip() == "1"
+        lake(tmp_path, [Volume("b"), Volume("c")])  # overwrites every snapshot file
+        build_warehouse(tmp_path)
+        reader.stdin.write("\n")
+        reader.stdin.flush()
+        assert reader.stdout.readline().strip() == "1"
+    finally:
+        reader.communicate(timeout=30)
+    assert reader.returncode == 0
+    with connect_published(tmp_path) as con:
+        assert con.execute("select count(*) from volumes").fetchone() == (2,)
+
+
+def test_a_writer_holding_the_old_file_does_not_block_the_build(tmp_path):
+    lake(tmp_path)
+    build_warehouse(tmp_path, as_of=END - timedelta(hours=1))
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys\n"
+            "con = duckdb.connect(sys.argv[1])\n"
+            "print('open', flush=True)\n"
+            "sys.stdin.readline()\n",
+            str(warehouse_path(tmp_path)),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        build_warehouse(tmp_path)
+    finally:
+        holder.communicate("\n", timeout=30)
+    with connect_published(tmp_path) as con:
+        as_ofs = con.execute("select count(distinct as_of) from quota_forecast_history").fetchone()
+    assert as_ofs == (2,), "history came from the Parquet export"
+
+
+def test_history_is_carried_across_builds_and_a_rebuild_replaces_its_as_of(tmp_path):
+    lake(tmp_path)
+    first, second = END - timedelta(hours=5), END
+    build_warehouse(tmp_path, as_of=first)
+    build_warehouse(tmp_path, as_of=second)
+    build_warehouse(tmp_path, as_of=second)
+    with connect_published(tmp_path) as con:
+        rows = con.execute(
+            "select as_of, count(*) from quota_forecast_history group by as_of order by as_of"
+        ).fetchall()
+    assert rows == [(first, 4), (second, 4)]
+
+
+def test_warehouse_assets_materialize_and_their_checks_pass(tmp_path):
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    lake(tmp_path, end=now)
+    result = dg.materialize(
+        [*MART_ASSETS, *MART_CHECKS],
+        resources={"warehouse": WarehouseResource(data_dir=str(tmp_path))},
+    )
+    assert result.success
+    keys = {
+        e.event_specific_data.materialization.asset_key
+        for e in result.get_asset_materialization_events()
+    }
+    assert keys == {model_key(t) for t in [*PUBLIC_TABLES, "volume_observations"]}
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == len(MART_CHECKS)
+    assert all(e.passed for e in evaluations), [
+        (e.check_name, e.metadata) for e in evaluations if not e.passed
+    ]
+
+
+def test_checks_flag_a_gap_and_a_row_drop(tmp_path):
+    volumes = [Volume(str(i), last_hour=HOURS - 2 if i < 3 else None) for i in range(10)]
+    frame = snapshots(volumes, hours=HOURS)
+    frame = frame.filter(frame["snapshot_at"] != END - timedelta(hours=5))
+    write_lake(tmp_path, frame)
+    build_warehouse(tmp_path)
+    from pipelines import warehouse
+
+    with connect_published(tmp_path) as con:
+        gap = warehouse.check_no_missing_snapshots(con)
+        drop = warehouse.check_row_count_stable(con)
+        stale = warehouse.check_fresh(con, now=END + timedelta(hours=3))
+    assert (gap.passed, gap.metadata["missing_snapshots"]) == (False, 1)
+    assert (drop.passed, drop.metadata["worst_drop_share"]) == (False, 0.3)
+    assert not stale.passed
