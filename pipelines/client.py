@@ -19,7 +19,7 @@ import dagster as dg
 import httpx
 from pydantic import PrivateAttr
 
-from pipelines import __version__
+from pipelines import __version__, redaction
 from pipelines.contract import API_FIELDS
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,10 @@ class VolumeApi(dg.ConfigurableResource):
 
     _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        redaction.register_secret(self.token)
+        redaction.install()
+
     @property
     def volumes_url(self) -> str:
         return self.base_url.rstrip("/") + "/v1/volumes"
@@ -148,6 +152,7 @@ class VolumeApi(dg.ConfigurableResource):
             raise ApiError(f"refusing plain http:// to non-loopback host {url.host}; use https://")
         if not self.token:
             raise ApiError("VOLCAP_API_TOKEN is empty")
+        redaction.register_secret(self.token)
         return url
 
     def _client(self, url: httpx.URL) -> httpx.Client:

@@ -1,13 +1,13 @@
 """The code location: one `Definitions` holding every asset, check, job, schedule and resource."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from pipelines.assets.ingestion import build_ingestion_assets
+from pipelines.assets.marts import MART_ASSETS, MART_CHECKS
+from pipelines.assets.reports import REPORT_ASSETS
 from pipelines.partitions import snapshot_partitions
 from pipelines.resources import build_resources, cadence_minutes
-from pipelines.schedules import build_schedules
+from pipelines.schedules import build_schedules, build_sensors
 
 
 def build_definitions() -> dg.Definitions:
@@ -19,10 +19,22 @@ def build_definitions() -> dg.Definitions:
         partitions_def=partitions,
         description="Take one snapshot of the volumes API: land the raw body, publish the lake partition.",
     )
+    build_job = dg.define_asset_job(
+        "build_job",
+        selection=dg.AssetSelection.assets(*MART_ASSETS),
+        description="Build the warehouse models from the lake and swap the new warehouse in.",
+    )
+    report_job = dg.define_asset_job(
+        "report_job",
+        selection=dg.AssetSelection.assets(*REPORT_ASSETS),
+        description="Write the HTML capacity report from the published warehouse.",
+    )
     return dg.Definitions(
-        assets=[*ingestion],
-        jobs=[snapshot_job],
+        assets=[*ingestion, *MART_ASSETS, *REPORT_ASSETS],
+        asset_checks=MART_CHECKS,
+        jobs=[snapshot_job, build_job, report_job],
         schedules=build_schedules(snapshot_job, partitions),
+        sensors=build_sensors(build_job),
         resources=build_resources(),
         executor=dg.in_process_executor,
     )

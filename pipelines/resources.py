@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from pipelines.client import VolumeApi
+from pipelines.assets.marts import WarehouseResource
 from pipelines.lake import DataDir
 
 DEFAULT_DATA_DIR = "./data"
@@ -18,6 +19,11 @@ class LakeStore(dg.ConfigurableResource):
     data_dir: str = DEFAULT_DATA_DIR
     #: A snapshot with more than this share of rows quarantined fails.
     max_quarantine_share: float = 0.01
+    #: A snapshot with fewer volumes than this share of the median of the last
+    #: `volume_median_window` landed snapshots fails (0 disables the rule; at least three
+    #: earlier snapshots are needed before it applies).
+    min_volume_share: float = 0.5
+    volume_median_window: int = 24
 
     @property
     def layout(self) -> DataDir:
@@ -35,6 +41,7 @@ def build_resources() -> dict[str, object]:
             base_url=dg.EnvVar("VOLCAP_API_URL"), token=dg.EnvVar("VOLCAP_API_TOKEN")
         ),
         "lake": LakeStore(data_dir=data_dir),
+        "warehouse": WarehouseResource(data_dir=data_dir, cadence_minutes=cadence_minutes()),
     }
 
 

@@ -83,12 +83,54 @@ def run_snapshot(at: datetime, *, dagster_instance: dg.DagsterInstance | None = 
 
 @dataclass
 class BuildOutcome:
-    summary: str
+    rows: dict[str, int]
+    critical: int
+    warning: int
+
+    @property
+    def summary(self) -> str:
+        total = sum(self.rows.values())
+        return (
+            f"built {len(self.rows)} tables ({total:,} rows; volume_risk {self.rows.get('volume_risk', 0):,})"
+            f" — {self.critical} critical, {self.warning} warning"
+        )
 
 
 def run_build(*, full: bool = False, dagster_instance: dg.DagsterInstance | None = None) -> BuildOutcome:
-    raise NotImplementedError("build arrives with the warehouse models")
+    """Materialize every warehouse model (and run their checks) through the build job."""
+    from pipelines.definitions import defs
+
+    job = defs.resolve_job_def("build_job")
+    result = job.execute_in_process(
+        instance=dagster_instance or instance(),
+        raise_on_error=False,
+        run_config=QUIET,
+        tags={"volcap/trigger": "cli", "volcap/full": str(full).lower()},
+    )
+    if not result.success:
+        raise RunFailed(failure_reason(result))
+    rows: dict[str, int] = {}
+    critical = warning = 0
+    for event in result.get_asset_materialization_events():
+        mat = event.asset_materialization
+        meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+        rows[mat.asset_key.path[-1]] = int(meta.get("dagster/row_count", 0))
+        if mat.asset_key.path[-1] == "volume_risk":
+            critical, warning = int(meta.get("critical", 0)), int(meta.get("warning", 0))
+    return BuildOutcome(rows=rows, critical=critical, warning=warning)
 
 
-def run_report() -> Path:
-    raise NotImplementedError("report arrives with issue 4")
+def run_report(*, dagster_instance: dg.DagsterInstance | None = None) -> Path:
+    """Materialize the capacity report through the report job; returns the report's path."""
+    from pipelines.definitions import defs
+
+    job = defs.resolve_job_def("report_job")
+    result = job.execute_in_process(
+        instance=dagster_instance or instance(),
+        raise_on_error=False,
+        run_config=QUIET,
+        tags={"volcap/trigger": "cli"},
+    )
+    if not result.success:
+        raise RunFailed(failure_reason(result))
+    return Path(str(_metadata(result, "capacity_report")["path"]))

@@ -31,3 +31,20 @@ def build_schedules(
         return dg.RunRequest(run_key=key, partition_key=key)
 
     return [snapshot_schedule]
+
+
+def build_sensors(build_job: Any) -> list[dg.SensorDefinition]:
+    @dg.asset_sensor(
+        name="build_after_snapshot",
+        asset_key=dg.AssetKey("volume_snapshots"),
+        job=build_job,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=60,
+    )
+    def build_after_snapshot(
+        context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry
+    ) -> dg.RunRequest:
+        """Rebuild the warehouse after each new lake partition."""
+        return dg.RunRequest(run_key=str(asset_event.storage_id))
+
+    return [build_after_snapshot]

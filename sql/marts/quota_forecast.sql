@@ -114,6 +114,21 @@ fits as (
     having regr_count(y, x) >= 3 and regr_sxx(y, x) > 0
 ),
 
+observation_noise as (
+    -- spread of single observations around the fitted line: the truth reaches the quota when
+    -- an observation does, not when the mean line does, so the interval carries this spread
+    select
+        fit_points.volume_id,
+        fit_points.resource,
+        coalesce(stddev_samp(fit_points.y - (fits.intercept + fits.slope * fit_points.x)), 0.0)
+            as noise_sd
+    from fit_points
+    inner join fits
+        on fit_points.volume_id = fits.volume_id
+        and fit_points.resource = fits.resource
+    group by fit_points.volume_id, fit_points.resource
+),
+
 residuals as (
     select
         buckets.volume_id,
@@ -202,6 +217,9 @@ joined as (
         classified.slope_low,
         classified.slope_high,
         classified.trend,
+        -- observation noise expressed in days at the fitted rate, at the interval's quantile
+        classified.t_interval * observation_noise.noise_sd / nullif(classified.slope, 0)
+            as noise_days,
         -- the fitted line pivots on its centroid, so each slope gives its own crossing time
         classified.x_mean,
         current_usage.quota - classified.y_mean as headroom_at_mean
@@ -212,6 +230,9 @@ joined as (
     left join classified
         on current_usage.volume_id = classified.volume_id
         and current_usage.resource = classified.resource
+    left join observation_noise
+        on current_usage.volume_id = observation_noise.volume_id
+        and current_usage.resource = observation_noise.resource
 ),
 
 states as (
@@ -245,7 +266,7 @@ days as (
             when quota is null or trend is distinct from 'filling'
                 or state = 'insufficient_history' then null
             when headroom_at_mean <= 0 then 0.0
-            else greatest(x_mean + headroom_at_mean / slope_high, 0.0)
+            else greatest(x_mean + headroom_at_mean / slope_high - coalesce(noise_days, 0), 0.0)
         end as days_low,
         case
             when state = 'full' then 0.0
@@ -253,7 +274,7 @@ days as (
                 or state = 'insufficient_history' then null
             when headroom_at_mean <= 0 then 0.0
             when slope_low <= 0 then null
-            else greatest(x_mean + headroom_at_mean / slope_low, 0.0)
+            else greatest(x_mean + headroom_at_mean / slope_low + coalesce(noise_days, 0), 0.0)
         end as days_high
     from states
 ),

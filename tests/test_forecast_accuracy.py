@@ -1,0 +1,141 @@
+"""Forecasts scored against the simulator's true trajectories, through the real pipeline.
+
+30 simulated days of snapshots every two hours are fetched over HTTP, validated and published
+by the ingestion code, the warehouse is built from that lake, and each scenario's forecast is
+compared with the truth the simulator knows.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import polars as pl
+import pytest
+
+from pipelines.client import VolumeApi
+from pipelines.ingest import Window, land_raw, publish_lake
+from pipelines.lake import DataDir
+from pipelines.warehouse import build_warehouse, connect_published
+from simulator import DEFAULT_START, SimulatorServer
+
+TOKEN = "canary-forecast-91ab"
+DAYS = 30
+STEP_HOURS = 2
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("forecast")
+    data = DataDir.at(data_dir)
+    with SimulatorServer(volumes=400, seed=5, token=TOKEN) as sim:
+        api = VolumeApi(base_url=sim.url, token=TOKEN)
+        for step in range(DAYS * 24 // STEP_HOURS):
+            start = DEFAULT_START + timedelta(hours=step * STEP_HOURS)
+            sim.set_clock(start + timedelta(minutes=5))
+            land_raw(api, data, Window(start, start + timedelta(hours=1)))
+            publish_lake(data, start)
+        result = build_warehouse(data_dir)
+        truth = sim.fleet.truth(result.as_of)
+        scenarios = sim.fleet.scenario_ids()
+    with connect_published(data_dir) as con:
+        forecast = con.sql("select * from quota_forecast").pl()
+        risk = con.sql("select * from volume_risk").pl()
+    return result, truth, scenarios, forecast, risk
+
+
+def _rows(forecast: pl.DataFrame, ids: list[str], resource: str = "bytes") -> pl.DataFrame:
+    return forecast.filter(pl.col("volume_id").is_in(ids) & (pl.col("resource") == resource))
+
+
+def _true_days(truth: pl.DataFrame, as_of, column: str) -> pl.DataFrame:
+    return truth.select(
+        pl.col("id").alias("volume_id"),
+        ((pl.col(column) - pl.lit(as_of)).dt.total_seconds() / 86400).alias("true_days"),
+    )
+
+
+@pytest.mark.parametrize(("scenario", "resource", "column"), [
+    ("steady_growth", "bytes", "full_at_bytes"),
+    ("inode_bound", "inodes", "full_at_inodes"),
+])
+def test_steady_trends_are_forecast_within_ten_percent_and_intervals_cover_the_truth(
+    scored, scenario, resource, column
+):
+    result, truth, scenarios, forecast, _ = scored
+    rows = _rows(forecast, scenarios[scenario], resource).join(
+        _true_days(truth, result.as_of, column), on="volume_id"
+    )
+    assert rows.height == len(scenarios[scenario]) > 0
+    assert rows["state"].to_list() == ["filling"] * rows.height
+    error = ((rows["days_to_full"] - rows["true_days"]).abs() / rows["true_days"]).max()
+    assert error <= 0.10, rows.select("volume_id", "days_to_full", "true_days")
+    covered = rows.filter(
+        (pl.col("days_to_full_low") <= pl.col("true_days"))
+        & (pl.col("true_days") <= pl.col("days_to_full_high"))
+    ).height
+    # An 80% interval may miss now and then; most must cover.
+    assert covered >= 0.7 * rows.height
+
+
+def test_inode_bound_volumes_bind_on_inodes(scored):
+    _, _, scenarios, _, risk = scored
+    rows = risk.filter(pl.col("volume_id").is_in(scenarios["inode_bound"]))
+    assert (rows["inodes_days_to_full"] < rows["bytes_days_to_full"]).all()
+    # A volume whose mounts are at their limit binds on mounts (full now) instead.
+    for row in rows.iter_rows(named=True):
+        assert row["binding_resource"] == "inodes" or (
+            row["binding_resource"] == "mounts" and row["state"] == "full"
+        ), row
+
+
+@pytest.mark.parametrize(("scenario", "states"), [
+    ("unlimited", {"unbounded"}),
+    ("shrinking", {"shrinking"}),
+    ("flat_noise", {"flat"}),
+    ("already_full", {"full"}),
+    ("stale", {"stale"}),
+])
+def test_scenarios_get_the_right_state(scored, scenario, states):
+    _, _, scenarios, forecast, _ = scored
+    rows = _rows(forecast, scenarios[scenario])
+    assert rows.height == len(scenarios[scenario])
+    assert set(rows["state"]) == states
+    if states != {"full"} and states != {"stale"}:
+        assert rows["days_to_full"].null_count() == rows.height
+    if states == {"full"}:
+        assert set(rows["days_to_full"]) == {0.0}
+        assert set(rows["risk"]) == {"critical"}
+
+
+def test_weekly_cycles_raise_no_false_alarm(scored):
+    result, truth, scenarios, forecast, _ = scored
+    rows = _rows(forecast, scenarios["weekly_cycle"]).join(
+        _true_days(truth, result.as_of, "full_at_bytes"), on="volume_id"
+    )
+    for row in rows.iter_rows(named=True):
+        if row["true_days"] is None or row["true_days"] > 45:
+            assert row["risk"] == "ok", row
+
+
+def test_cleanups_restart_the_trend_after_the_drop(scored):
+    result, truth, scenarios, forecast, _ = scored
+    rows = _rows(forecast, scenarios["cleanup"])
+    assert rows.height == len(scenarios["cleanup"])
+    # The simulator's cleanups happen between day 5 and day 25.
+    cutoff = (DEFAULT_START + timedelta(days=5)).replace(tzinfo=None)
+    assert (rows["trend_since"].dt.replace_time_zone(None) > cutoff).all()
+    assert set(rows["state"]) <= {"filling", "insufficient_history"}
+
+
+def test_quota_raises_forecast_against_the_current_quota(scored):
+    result, truth, scenarios, forecast, _ = scored
+    rows = _rows(forecast, scenarios["quota_raise"]).join(
+        truth.select(pl.col("id").alias("volume_id"), "max_size_bytes"), on="volume_id"
+    )
+    assert (rows["quota"] == rows["max_size_bytes"]).all()
+
+
+def test_deleted_volumes_are_not_forecast(scored):
+    _, _, scenarios, forecast, risk = scored
+    assert forecast.filter(pl.col("volume_id").is_in(scenarios["deleted"])).height == 0
+    assert risk.filter(pl.col("volume_id").is_in(scenarios["deleted"])).height == 0
