@@ -16,7 +16,6 @@ def build_definitions() -> dg.Definitions:
     snapshot_job = dg.define_asset_job(
         "snapshot_job",
         selection=dg.AssetSelection.assets(*ingestion),
-        partitions_def=partitions,
         description="Take one snapshot of the volumes API: land the raw body, publish the lake partition.",
     )
     build_job = dg.define_asset_job(

@@ -26,8 +26,25 @@ class SnapshotOutcome:
     bytes_fetched: int
 
 
+#: Written into a DAGSTER_HOME that has no dagster.yaml: telemetry off, because volcap never
+#: sends traffic anywhere but the configured API (and it keeps the CLI's output to one line).
+DEFAULT_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+
+
+def ensure_instance_home(home: str | os.PathLike[str]) -> None:
+    """Create DAGSTER_HOME with a telemetry-off dagster.yaml unless one exists."""
+    path = Path(home)
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DEFAULT_INSTANCE_YAML)
+
+
 def instance() -> dg.DagsterInstance:
-    if os.environ.get("DAGSTER_HOME"):
+    """The instance at $DAGSTER_HOME (runs recorded there), else an ephemeral one."""
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        ensure_instance_home(home)
         return dg.DagsterInstance.get()
     return dg.DagsterInstance.ephemeral()
 
@@ -112,7 +129,7 @@ def run_build(*, full: bool = False, dagster_instance: dg.DagsterInstance | None
     rows: dict[str, int] = {}
     critical = warning = 0
     for event in result.get_asset_materialization_events():
-        mat = event.asset_materialization
+        mat = event.step_materialization_data.materialization
         meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
         rows[mat.asset_key.path[-1]] = int(meta.get("dagster/row_count", 0))
         if mat.asset_key.path[-1] == "volume_risk":

@@ -1,0 +1,148 @@
+"""`volcap` as a user runs it: a subprocess against the simulator over loopback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from simulator import DEFAULT_START
+
+TOKEN = "canary-cli-0d93e1"
+
+
+def volcap(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=Path(__file__).parent.parent,
+    )
+
+
+@pytest.fixture
+def world(simulator, tmp_path):
+    sim = simulator(volumes=150, seed=3, token=TOKEN)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {
+        "VOLCAP_API_URL": sim.url,
+        "VOLCAP_API_TOKEN": TOKEN,
+        "VOLCAP_DATA_DIR": str(tmp_path / "data"),
+        "DAGSTER_HOME": str(home),
+    }
+    return sim, env, tmp_path / "data", home
+
+
+def lake_tree(data_dir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(data_dir)): p.read_bytes() for p in (data_dir / "lake").rglob("*.parquet")}
+
+
+def test_ingest_publishes_one_partition_and_a_rerun_changes_nothing(world):
+    sim, env, data_dir, home = world
+    at = DEFAULT_START + timedelta(days=2, hours=4, minutes=10)
+    sim.set_clock(at)
+    first = volcap("ingest", "--at", at.isoformat(), env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr == ""
+    assert first.stdout.count("\n") == 1
+    assert "ingested" in first.stdout and "2025-01-08-04:00" in first.stdout
+    before = lake_tree(data_dir)
+    assert list(before) == ["lake/volume_snapshots/snapshot_date=2025-01-08/20250108T0400Z.parquet"]
+    second = volcap("ingest", "--at", at.isoformat(), env=env)
+    assert second.returncode == 0, second.stderr
+    assert lake_tree(data_dir) == before
+    from dagster._core.instance.ref import InstanceRef
+
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        runs = instance.get_runs()
+    assert len(runs) == 2
+    assert all(run.tags.get("dagster/partition") == "2025-01-08-04:00" for run in runs)
+
+
+def test_ingest_failure_is_one_line_and_never_shows_the_key(world):
+    sim, env, data_dir, _ = world
+    at = DEFAULT_START + timedelta(hours=1, minutes=5)
+    sim.set_clock(at)
+    result = volcap("ingest", "--at", at.isoformat(), env={**env, "VOLCAP_API_TOKEN": TOKEN + "-wrong"})
+    assert result.returncode != 0
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "401" in lines[0]
+    assert TOKEN not in result.stderr
+    assert not (data_dir / "lake").exists() or not any((data_dir / "lake").rglob("*.parquet"))
+
+
+def test_ingest_of_a_past_partition_explains_that_the_api_cannot_be_backfilled(world):
+    sim, env, _, _ = world
+    sim.set_clock(DEFAULT_START + timedelta(days=1, minutes=5))
+    result = volcap("ingest", "--at", DEFAULT_START.isoformat(), env=env)
+    assert result.returncode != 0
+    assert "only serves the present" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_build_succeeds_while_a_reader_holds_the_warehouse(world, tmp_path):
+    sim, env, data_dir, _ = world
+    for hour in range(3):
+        at = DEFAULT_START + timedelta(days=2, hours=hour, minutes=5)
+        sim.set_clock(at)
+        assert volcap("ingest", "--at", at.isoformat(), env=env).returncode == 0
+    first = volcap("build", env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("built ") and "critical" in first.stdout
+    reader_script = textwrap.dedent(
+        """
+        import duckdb, sys, time
+        errors = reads = 0
+        stop = time.monotonic() + 600
+        con = duckdb.connect(sys.argv[1], read_only=True)  # held open throughout
+        print("ready", flush=True)
+        while time.monotonic() < stop:
+            try:
+                con.sql("select count(*) from volume_risk").fetchall()
+                fresh = duckdb.connect(sys.argv[1], read_only=True)
+                fresh.sql("select count(*) from quota_forecast").fetchall()
+                fresh.close()
+                reads += 1
+            except Exception as exc:
+                errors += 1
+                print("ERR", exc, flush=True)
+            if sys.stdin in __import__("select").select([sys.stdin], [], [], 0)[0]:
+                break
+        print("reads", reads, "errors", errors, flush=True)
+        """
+    )
+    reader = subprocess.Popen(
+        [sys.executable, "-c", reader_script, str(data_dir / "warehouse.duckdb")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdout is not None
+    assert reader.stdout.readline().strip() == "ready"
+    at = DEFAULT_START + timedelta(days=2, hours=3, minutes=5)
+    sim.set_clock(at)
+    ingest = volcap("ingest", "--at", at.isoformat(), env=env)
+    build = volcap("build", env=env)
+    out, _ = reader.communicate("stop\n", timeout=60)
+    assert ingest.returncode == 0, ingest.stderr
+    assert build.returncode == 0, build.stderr
+    assert "errors 0" in out, out
+    assert "ERR" not in out
+
+
+def test_help_lists_every_command():
+    result = volcap("--help", env={})
+    assert result.returncode == 0
+    for command in ("ingest", "build", "demo", "simulate", "report"):
+        assert command in result.stdout
