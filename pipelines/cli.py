@@ -61,21 +61,6 @@ def cmd_demo(args: argparse.Namespace) -> str:
     return run_demo(days=args.days, volumes=args.volumes, seed=args.seed)
 
 
-def cmd_simulate(args: argparse.Namespace) -> str:
-    from simulator.cli import main as simulate_main
-
-    argv = ["--port", str(args.port), "--volumes", str(args.volumes), "--seed", str(args.seed)]
-    if args.token:
-        argv += ["--token", args.token]
-    if args.start:
-        argv += ["--start", args.start]
-    if args.speed is not None:
-        argv += ["--speed", str(args.speed)]
-    argv += ["--host", args.host]
-    simulate_main(argv)
-    return "simulator stopped"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="volcap",
@@ -106,21 +91,28 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=cmd_demo)
 
-    simulate = sub.add_parser("simulate", help="serve the fleet simulator on loopback")
-    simulate.add_argument("--port", type=int, default=8080)
-    simulate.add_argument("--host", default="127.0.0.1")
-    simulate.add_argument("--volumes", type=int, default=2000)
-    simulate.add_argument("--seed", type=int, default=7)
-    simulate.add_argument("--token", default=None, help="bearer key to accept")
-    simulate.add_argument("--start", default=None, help="simulated start instant (ISO 8601)")
-    simulate.add_argument(
-        "--speed", type=float, default=None, help="simulated seconds per real second"
+    simulate = sub.add_parser(
+        "simulate",
+        help="serve the fleet simulator on loopback (`volcap simulate --help` for its options)",
+        add_help=False,
     )
-    simulate.set_defaults(func=cmd_simulate)
+    simulate.set_defaults(func=None)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulate"]:  # the simulator parses its own options
+        from simulator.cli import main as simulate_main
+
+        return simulate_main(argv[1:])
+    import logging
+
+    from pipelines.redaction import install
+
+    # One line on success or failure: progress and retry warnings go to Dagster's event log.
+    logging.basicConfig(level=logging.ERROR, format="volcap: %(levelname)s %(message)s")
+    install()
     args = build_parser().parse_args(argv)
     try:
         line = args.func(args)

@@ -6,8 +6,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from datetime import UTC, datetime
+
 from simulator.clock import iso, parse_instant
 from simulator.server import DEFAULT_START, DEFAULT_TOKEN, serve
+
+
+def _start(text: str) -> datetime:
+    """An ISO instant, or `now` (the wall clock, whole seconds) for a fleet that runs in real time."""
+    if text == "now":
+        return datetime.now(UTC).replace(microsecond=0)
+    return parse_instant(text)
 
 
 def build_parser(prog: str = "volcap simulate") -> argparse.ArgumentParser:
@@ -17,8 +26,8 @@ def build_parser(prog: str = "volcap simulate") -> argparse.ArgumentParser:
     parser.add_argument("--volumes", type=int, default=2_000, help="volumes existing at --start")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="the accepted bearer token")
-    parser.add_argument("--start", type=parse_instant, default=DEFAULT_START,
-                        help=f"simulated start instant (default {iso(DEFAULT_START)})")  # fmt: skip
+    parser.add_argument("--start", type=_start, default=DEFAULT_START,
+                        help=f"simulated start instant, or `now` (default {iso(DEFAULT_START)})")  # fmt: skip
     parser.add_argument(
         "--speed",
         type=float,
