@@ -26,7 +26,7 @@ MAX_FORECAST_DAYS = 3650
 FRESHNESS_MAX_AGE = timedelta(hours=2)
 ROW_DROP_WARN_SHARE = 0.15
 
-#: Forecast fitting (see docs/forecasting.md).
+#: Forecast fitting (see the README, "Forecasting method").
 #: Usage history the trend is fitted on; whole weeks, so a weekly cycle does not tilt the fit.
 FORECAST_WINDOW_DAYS = 28
 #: A fit spanning at least this many days uses daily means instead of each reconciliation.

@@ -1,5 +1,5 @@
 -- Time to full per active volume and resource ('bytes' against max_size_bytes, 'inodes'
--- against max_file_count), with an 80% interval. Method and states: docs/forecasting.md.
+-- against max_file_count), with an 80% interval. Method and states: README, "Forecasting method".
 -- Usage is fitted on reconciliations (volume_observations) after the latest level shift in the
 -- window, as daily means once the fit spans a week; the trend must be significant to count.
 -- grain: (volume_id, resource) for volumes in the latest snapshot
