@@ -13,14 +13,18 @@ SUPPORTED_CADENCES = (15, 20, 30, 60)
 PARTITION_FMT = "%Y-%m-%d-%H:%M"
 
 
-def snapshot_partitions(cadence_minutes: int = DEFAULT_CADENCE_MINUTES) -> dg.TimeWindowPartitionsDefinition:
+def snapshot_partitions(
+    cadence_minutes: int = DEFAULT_CADENCE_MINUTES,
+) -> dg.TimeWindowPartitionsDefinition:
     """Time windows of `cadence_minutes`, in UTC, including the window in progress.
 
     `end_offset=1` makes the current (still open) window a valid partition: the API only serves
     the present, so the schedule snapshots the window it is in, not the last closed one.
     """
     if cadence_minutes not in SUPPORTED_CADENCES:
-        raise ValueError(f"cadence must be one of {SUPPORTED_CADENCES} minutes, got {cadence_minutes}")
+        raise ValueError(
+            f"cadence must be one of {SUPPORTED_CADENCES} minutes, got {cadence_minutes}"
+        )
     cron = "0 * * * *" if cadence_minutes == 60 else f"*/{cadence_minutes} * * * *"
     return dg.TimeWindowPartitionsDefinition(
         cron_schedule=cron,

@@ -69,7 +69,9 @@ def _metadata(result: Any, node: str) -> dict[str, Any]:
     return {k: getattr(v, "value", v) for k, v in mats[-1].metadata.items()} if mats else {}
 
 
-def run_snapshot(at: datetime, *, dagster_instance: dg.DagsterInstance | None = None) -> SnapshotOutcome:
+def run_snapshot(
+    at: datetime, *, dagster_instance: dg.DagsterInstance | None = None
+) -> SnapshotOutcome:
     """Materialize the snapshot partition containing `at` through the snapshot job."""
     from pipelines.definitions import defs
     from pipelines.partitions import key_for_instant
@@ -113,7 +115,9 @@ class BuildOutcome:
         )
 
 
-def run_build(*, full: bool = False, dagster_instance: dg.DagsterInstance | None = None) -> BuildOutcome:
+def run_build(
+    *, full: bool = False, dagster_instance: dg.DagsterInstance | None = None
+) -> BuildOutcome:
     """Materialize every warehouse model (and run their checks) through the build job."""
     from pipelines.definitions import defs
 
@@ -130,7 +134,7 @@ def run_build(*, full: bool = False, dagster_instance: dg.DagsterInstance | None
     critical = warning = 0
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
-        meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+        meta: dict[str, Any] = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
         rows[mat.asset_key.path[-1]] = int(meta.get("dagster/row_count", 0))
         if mat.asset_key.path[-1] == "volume_risk":
             critical, warning = int(meta.get("critical", 0)), int(meta.get("warning", 0))

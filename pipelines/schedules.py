@@ -1,6 +1,5 @@
 """When things run: a snapshot every partition window."""
 
-
 from typing import Any
 
 import dagster as dg
@@ -45,6 +44,7 @@ def build_sensors(build_job: Any) -> list[dg.SensorDefinition]:
         context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry
     ) -> dg.RunRequest:
         """Rebuild the warehouse after each new lake partition."""
-        return dg.RunRequest(run_key=str(asset_event.storage_id))
+        # The sensor's cursor is the event's storage id: one build per new lake partition.
+        return dg.RunRequest(run_key=context.cursor)
 
     return [build_after_snapshot]

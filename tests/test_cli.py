@@ -17,7 +17,9 @@ from simulator import DEFAULT_START
 TOKEN = "canary-cli-0d93e1"
 
 
-def volcap(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def volcap(
+    *args: str, env: dict[str, str], timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pipelines.cli", *args],
         env={**os.environ, **env},
@@ -43,7 +45,9 @@ def world(simulator, tmp_path):
 
 
 def lake_tree(data_dir: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(data_dir)): p.read_bytes() for p in (data_dir / "lake").rglob("*.parquet")}
+    return {
+        str(p.relative_to(data_dir)): p.read_bytes() for p in (data_dir / "lake").rglob("*.parquet")
+    }
 
 
 def test_ingest_publishes_one_partition_and_a_rerun_changes_nothing(world):
@@ -72,7 +76,9 @@ def test_ingest_failure_is_one_line_and_never_shows_the_key(world):
     sim, env, data_dir, _ = world
     at = DEFAULT_START + timedelta(hours=1, minutes=5)
     sim.set_clock(at)
-    result = volcap("ingest", "--at", at.isoformat(), env={**env, "VOLCAP_API_TOKEN": TOKEN + "-wrong"})
+    result = volcap(
+        "ingest", "--at", at.isoformat(), env={**env, "VOLCAP_API_TOKEN": TOKEN + "-wrong"}
+    )
     assert result.returncode != 0
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()

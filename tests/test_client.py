@@ -147,7 +147,14 @@ def test_oversized_body_without_content_length_is_cut_off(tmp_path):
     )
     chunked.headers.pop("Content-Length")
     # Without Content-Length the server streams until close.
-    with FaultServer([Reply(body=chunked.body, headers={"Content-Type": "application/json", "Content-Length": "5002"})]) as srv:
+    with FaultServer(
+        [
+            Reply(
+                body=chunked.body,
+                headers={"Content-Type": "application/json", "Content-Length": "5002"},
+            )
+        ]
+    ) as srv:
         with pytest.raises(ContractError):
             fetch(api(srv.url, max_body_bytes=1000), tmp_path)
 
@@ -167,7 +174,9 @@ def test_a_hanging_server_hits_the_read_timeout(tmp_path):
 
 def test_redirect_to_another_origin_is_not_followed_and_never_gets_the_key(tmp_path):
     with FaultServer([GOOD], host="127.0.0.2") as elsewhere:
-        redirect = Reply(302, b"", {"Location": f"{elsewhere.url}/v1/volumes", "Content-Type": "text/plain"})
+        redirect = Reply(
+            302, b"", {"Location": f"{elsewhere.url}/v1/volumes", "Content-Type": "text/plain"}
+        )
         with FaultServer([redirect]) as srv:
             with pytest.raises(ApiError, match="another origin"):
                 fetch(api(srv.url), tmp_path)
@@ -175,7 +184,9 @@ def test_redirect_to_another_origin_is_not_followed_and_never_gets_the_key(tmp_p
 
 
 def test_same_origin_redirect_is_followed_with_the_key(tmp_path):
-    with FaultServer(lambda n: Reply(301, b"", {"Location": "/v2/volumes"}) if n == 0 else GOOD) as srv:
+    with FaultServer(
+        lambda n: Reply(301, b"", {"Location": "/v2/volumes"}) if n == 0 else GOOD
+    ) as srv:
         fetch(api(srv.url), tmp_path)
     assert srv.seen[1].target.startswith("/v2/volumes?fields=")
     assert srv.seen[1].headers["authorization"] == f"Bearer {TOKEN}"

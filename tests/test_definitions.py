@@ -28,10 +28,7 @@ def _graph():
 
 def test_definitions_load_with_the_expected_assets_and_groups():
     graph = _graph()
-    groups = {
-        key.to_user_string(): graph.get(key).group_name
-        for key in graph.get_all_asset_keys()
-    }
+    groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert {k: v for k, v in groups.items() if k in EXPECTED_ASSETS} == EXPECTED_ASSETS
     assert set(EXPECTED_ASSETS) <= set(groups)
 

@@ -54,10 +54,13 @@ def _true_days(truth: pl.DataFrame, as_of, column: str) -> pl.DataFrame:
     )
 
 
-@pytest.mark.parametrize(("scenario", "resource", "column"), [
-    ("steady_growth", "bytes", "full_at_bytes"),
-    ("inode_bound", "inodes", "full_at_inodes"),
-])
+@pytest.mark.parametrize(
+    ("scenario", "resource", "column"),
+    [
+        ("steady_growth", "bytes", "full_at_bytes"),
+        ("inode_bound", "inodes", "full_at_inodes"),
+    ],
+)
 def test_steady_trends_are_forecast_within_ten_percent_and_intervals_cover_the_truth(
     scored, scenario, resource, column
 ):
@@ -88,13 +91,16 @@ def test_inode_bound_volumes_bind_on_inodes(scored):
         ), row
 
 
-@pytest.mark.parametrize(("scenario", "states"), [
-    ("unlimited", {"unbounded"}),
-    ("shrinking", {"shrinking"}),
-    ("flat_noise", {"flat"}),
-    ("already_full", {"full"}),
-    ("stale", {"stale"}),
-])
+@pytest.mark.parametrize(
+    ("scenario", "states"),
+    [
+        ("unlimited", {"unbounded"}),
+        ("shrinking", {"shrinking"}),
+        ("flat_noise", {"flat"}),
+        ("already_full", {"full"}),
+        ("stale", {"stale"}),
+    ],
+)
 def test_scenarios_get_the_right_state(scored, scenario, states):
     _, _, scenarios, forecast, _ = scored
     rows = _rows(forecast, scenarios[scenario])
@@ -118,7 +124,7 @@ def test_weekly_cycles_raise_no_false_alarm(scored):
 
 
 def test_cleanups_restart_the_trend_after_the_drop(scored):
-    result, truth, scenarios, forecast, _ = scored
+    _result, _truth, scenarios, forecast, _ = scored
     rows = _rows(forecast, scenarios["cleanup"])
     assert rows.height == len(scenarios["cleanup"])
     # The simulator's cleanups happen between day 5 and day 25.
@@ -128,7 +134,7 @@ def test_cleanups_restart_the_trend_after_the_drop(scored):
 
 
 def test_quota_raises_forecast_against_the_current_quota(scored):
-    result, truth, scenarios, forecast, _ = scored
+    _result, truth, scenarios, forecast, _ = scored
     rows = _rows(forecast, scenarios["quota_raise"]).join(
         truth.select(pl.col("id").alias("volume_id"), "max_size_bytes"), on="volume_id"
     )

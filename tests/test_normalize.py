@@ -24,7 +24,9 @@ def run(tmp_path, payload, **kw):
     [
         pytest.param("2026-11-27T00:55:00Z", datetime(2026, 11, 27, 0, 55, tzinfo=UTC), id="zulu"),
         pytest.param(
-            "2026-11-27T02:55:00+02:00", datetime(2026, 11, 27, 0, 55, tzinfo=UTC), id="positive-offset"
+            "2026-11-27T02:55:00+02:00",
+            datetime(2026, 11, 27, 0, 55, tzinfo=UTC),
+            id="positive-offset",
         ),
         pytest.param(
             "2026-11-26T19:25:00.5-05:30",
@@ -52,7 +54,9 @@ def test_instants_are_converted_to_utc_exactly(tmp_path, text, expected):
 
 def test_frame_has_the_lake_schema_even_when_a_column_is_all_null(tmp_path):
     """An all-null column keeps its declared type: the schema is never inferred."""
-    payload = [volume(i, max_size_bytes=None, max_mounts=None, last_reconciled_at=None) for i in range(3)]
+    payload = [
+        volume(i, max_size_bytes=None, max_mounts=None, last_reconciled_at=None) for i in range(3)
+    ]
     out = run(tmp_path, payload)
     assert out.frame.schema == pl.Schema(LAKE_SCHEMA)
     assert out.frame["max_size_bytes"].null_count() == 3
@@ -127,7 +131,11 @@ def test_whole_snapshot_is_rejected_for_shape_and_identity_errors(tmp_path, payl
         pytest.param({"mount_count": True}, "mount_count", id="boolean"),
         pytest.param({"created_at": "2026-11-27 00:55:00"}, "created_at", id="no-T-no-offset"),
         pytest.param({"created_at": "yesterday"}, "created_at", id="unparseable"),
-        pytest.param({"last_reconciled_at": "2026-13-40T00:00:00Z"}, "last_reconciled_at", id="impossible-date"),
+        pytest.param(
+            {"last_reconciled_at": "2026-13-40T00:00:00Z"},
+            "last_reconciled_at",
+            id="impossible-date",
+        ),
         pytest.param({"status": None}, "status", id="null-status"),
         pytest.param({"name": ...}, "name", id="missing-name"),
         pytest.param({"max_size_bytes": ...}, "max_size_bytes", id="missing-nullable-quota"),

@@ -83,7 +83,9 @@ def test_every_field_arrives_exactly(sim, tmp_path):
     at = DEFAULT_START + timedelta(days=5, hours=7, minutes=5)
     sim.set_clock(at)
     assert materialize(sim.url, tmp_path, at).success
-    lake = pl.read_parquet(tmp_path / "lake/volume_snapshots/snapshot_date=2025-01-11/20250111T0700Z.parquet")
+    lake = pl.read_parquet(
+        tmp_path / "lake/volume_snapshots/snapshot_date=2025-01-11/20250111T0700Z.parquet"
+    )
     assert lake.schema == pl.Schema(LAKE_SCHEMA)
     truth = sim.fleet.snapshot(at).rename({"id": "volume_id"})
     cols = [c for c in truth.columns if c in LAKE_SCHEMA]
