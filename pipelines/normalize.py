@@ -61,69 +61,116 @@ class Normalized:
         }
 
 
+_INT_FIELDS = (*_INT64_FIELDS, *_INT32_FIELDS)
+
+
 def _field_checks(name: str) -> tuple[str, str]:
-    """(value expression, SQL condition that makes the row bad) for one API field."""
+    """(value expression, SQL condition that makes the row bad) for one API field.
+
+    `j_<name>` is the field as JSON text re-serialized by DuckDB (SQL NULL when the key is
+    missing, 'null' for a JSON null); `t_<name>` is its decoded string value when it is a JSON
+    string, `n_<name>` its integer value when it is a JSON integer (see `_DECODED`). Type tests
+    read the first characters of that text instead of calling json_type() (which would parse
+    each value again): a JSON integer re-serializes as digits only, a real always with '.' or
+    an exponent, a string with a leading quote.
+    """
     raw = f'"j_{name}"'
-    present_null = f"json_type({raw}) = 'NULL'"
+    present_null = f"{raw} = 'null'"
     if name in _STRING_FIELDS:
-        bad = f"json_type({raw}) <> 'VARCHAR'"
-        value = f"{raw} ->> '$'"
-    elif name in _INT64_FIELDS or name in _INT32_FIELDS:
+        value = f'"t_{name}"'
+        bad = f"{value} is null"
+    elif name in _INT_FIELDS:
         upper = INT32_MAX if name in _INT32_FIELDS else 2**63 - 1
-        bad = (
-            f"json_type({raw}) not in ('BIGINT', 'UBIGINT') "
-            f"or try_cast({raw} as hugeint) < 0 or try_cast({raw} as hugeint) > {upper}"
-        )
-        value = f"try_cast({raw} as bigint)"
+        number = f'"n_{name}"'
+        bad = f"{number} is null or {number} < 0 or {number} > {upper}"
+        value = f"try_cast({number} as bigint)"
     else:  # timestamps
-        bad = (
-            f"json_type({raw}) <> 'VARCHAR' "
-            f"or not regexp_full_match({raw} ->> '$', '{_RFC3339}') "
-            f"or try_cast({raw} ->> '$' as timestamptz) is null"
+        text = f'"t_{name}"'
+        value = (
+            f"case when regexp_full_match({text}, '{_RFC3339}') "
+            f"then try_cast({text} as timestamptz) end"
         )
-        value = f"try_cast({raw} ->> '$' as timestamptz)"
+        bad = f"({value}) is null"
     if name in OPTIONAL:
         bad = f"({raw} is not null and not {present_null} and ({bad}))"
-        value = f"case when {raw} is null or {present_null} then null else {value} end"
     elif name in REQUIRED_NULLABLE:
         # The key must be present; JSON null means unlimited / never reconciled.
         bad = f"({raw} is null or (not {present_null} and ({bad})))"
-        value = f"case when {present_null} then null else {value} end"
     else:
         bad = f"({raw} is null or {present_null} or ({bad}))"
     return value, bad
 
 
+def _decoded(name: str) -> str:
+    raw = f'"j_{name}"'
+    if name in _INT_FIELDS:
+        return (
+            f"case when regexp_full_match({raw}, '-?[0-9]+') "
+            f'then try_cast({raw} as hugeint) end as "n_{name}"'
+        )
+    # Only strings with an escape need a JSON decode; the rest is the text between the quotes.
+    return (
+        f"case when starts_with({raw}, '\"') then "
+        f"case when contains({raw}, '\\') then {raw}::json ->> '$' else {raw}[2:-2] end "
+        f'end as "t_{name}"'
+    )
+
+
 def _build_query() -> str:
+    """One pass over the body: each element is read once and its fields extracted once.
+
+    The key census (unknown and missing fields) needs each object's keys, which would mean
+    parsing every object again; it is only done for objects that could hold a key we did not
+    extract. An object's byte length equals the length rebuilt from its extracted fields
+    exactly when it holds no other key, unless the re-serialization shortened it: only
+    `\\u`/`\\/` escapes and `-0` (re-serialized `0`, at most 1 byte per zero integer) do,
+    and any other key adds at least 5 bytes (`,"":0`). Invalid rows always get the census.
+    """
     paths = ", ".join(f"'$.\"{f}\"'" for f in API_FIELDS)
-    extracted = ", ".join(f'x[{i + 1}] as "j_{f}"' for i, f in enumerate(API_FIELDS))
+    extracted = ", ".join(f'x[{i + 1}]::varchar as "j_{f}"' for i, f in enumerate(API_FIELDS))
+    decoded = ", ".join(_decoded(f) for f in API_FIELDS)
     values, reasons = [], []
     for f in API_FIELDS:
         value, bad = _field_checks(f)
         values.append(f'{value} as "{f}"')
         reasons.append(f"case when {bad} then '{f}' end")
+    # `"key":` plus the value, and one comma per field: strlen(j) + len(key) + 4
+    rebuilt = " + ".join(f'coalesce(strlen("j_{f}") + {len(f) + 4}, 0)' for f in API_FIELDS)
+    zeros = " + ".join(f"(\"j_{f}\" = '0')::int" for f in _INT_FIELDS)
     return f"""
         with objects as (
-            select row_number() over () as _row, json as _obj, json_type(json) as _kind,
+            select row_number() over () as _row, json as _obj,
                    json_extract(json, [{paths}]) as x
             from read_json_objects($path, format = 'array', maximum_object_size = 16777216)
         ),
-        fields as (select _row, _obj, _kind, {extracted} from objects)
-        select _row, _kind, {", ".join(values)},
+        fields as (select _row, _obj, {extracted} from objects),
+        decoded as (select *, {decoded} from fields)
+        select _row, starts_with(_obj, '{{') as _is_object, {", ".join(values)},
                concat_ws(',', {", ".join(reasons)}) as _bad_fields,
-               case when _bad_fields <> '' then _obj::varchar end as _raw
-        from fields
+               case when _bad_fields <> '' then _obj end as _raw,
+               {" + ".join(f'("j_{f}" is not null)::int * {1 << i}' for i, f in enumerate(API_FIELDS))}
+                   as _present,
+               case
+                   when _bad_fields <> '' or not _is_object
+                       or contains(_obj, '\\u') or contains(_obj, '\\/')
+                       or strlen(_obj) - greatest({rebuilt} + 1, 2) + {zeros} >= 5
+                   then json_keys(_obj)
+               end as _keys
+        from decoded
     """
 
 
 _QUERY = _build_query()
-_KEYS_QUERY = """
-    select k, count(*) as n
-    from (select unnest(json_keys(json)) as k
-          from read_json_objects($path, format = 'array', maximum_object_size = 16777216)
-          where json_type(json) = 'OBJECT')
-    group by k
-"""
+
+
+def _key_census(df: pl.DataFrame) -> dict[str, int]:
+    """Objects holding each key: extracted fields for plain objects, json_keys() for the rest."""
+    present = df.filter(pl.col("_keys").is_null())["_present"]
+    counts = {f: int(((present & (1 << i)) != 0).sum()) for i, f in enumerate(API_FIELDS)}
+    listed = df["_keys"].drop_nulls().explode().drop_nulls().value_counts()
+    for key, n in listed.iter_rows():
+        counts[key] = counts.get(key, 0) + n
+    return {k: v for k, v in counts.items() if v}
 
 
 def normalize(
@@ -146,7 +193,6 @@ def normalize(
         con.execute("set TimeZone = 'UTC'")
         try:
             rel = con.sql(_QUERY, params={"path": str(body)}).to_arrow_table()
-            keys = dict(con.execute(_KEYS_QUERY, {"path": str(body)}).fetchall())
         except duckdb.Error as exc:
             raise SnapshotRejected(
                 f"body is not a JSON array of objects: {_first_line(exc)}"
@@ -156,8 +202,8 @@ def normalize(
     df = pl.from_arrow(rel)
     assert isinstance(df, pl.DataFrame)
     rows_in = df.height
-    if rows_in and (df["_kind"] != "OBJECT").any():
-        bad = int((df["_kind"] != "OBJECT").sum())
+    if rows_in and not df["_is_object"].all():
+        bad = int((~df["_is_object"]).sum())
         raise SnapshotRejected(f"{bad} array element(s) are not JSON objects")
     ids = df["id"]
     if ids.null_count() or (ids.str.len_chars() == 0).any():
@@ -189,6 +235,7 @@ def normalize(
     ).cast(LAKE_SCHEMA)  # type: ignore[arg-type]
     status_counts = dict(frame.group_by("status").len().sort("status").iter_rows())
     unknown_statuses = {k: v for k, v in status_counts.items() if k not in STATUSES}
+    keys = _key_census(df)
     objects = rows_in
     missing = {
         f: objects - keys.get(f, 0)
