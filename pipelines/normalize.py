@@ -24,6 +24,7 @@ from pipelines.contract import (
     REQUIRED_NULLABLE,
     STATUSES,
 )
+from pipelines.strict import fast_frame
 
 _INT64_FIELDS = ("used_bytes", "inode_count", "max_size_bytes", "max_file_count")
 _INT32_FIELDS = ("mount_count", "max_mounts")
@@ -179,8 +180,12 @@ def normalize(
     snapshot_at: datetime,
     observed_at: datetime,
     max_quarantine_share: float = 0.01,
+    fast: bool = True,
 ) -> Normalized:
     """Validate a `GET /v1/volumes` body and return it in the lake schema.
+
+    A body that is exactly valid takes the fast path (`pipelines.strict`); anything else, or
+    `fast=False`, takes the detailed path below, which says row by row what is wrong.
 
     Whole-snapshot failures (raise SnapshotRejected): not a JSON array, a non-object element,
     a missing/empty/duplicate id, or more than `max_quarantine_share` of rows quarantined.
@@ -188,6 +193,10 @@ def normalize(
     or out-of-range numbers, unparseable timestamps. Kept with a warning: unknown extra fields,
     unknown `status` values, a missing `host_id`.
     """
+    clean = fast_frame(body, snapshot_at=snapshot_at, observed_at=observed_at) if fast else None
+    if clean is not None:
+        _reject_duplicate_ids(clean["volume_id"])
+        return _normalized(clean, _EMPTY_QUARANTINE, rows_in=clean.height, keys={})
     con = duckdb.connect(config={"threads": 2})
     try:
         con.execute("set TimeZone = 'UTC'")
@@ -208,12 +217,7 @@ def normalize(
     ids = df["id"]
     if ids.null_count() or (ids.str.len_chars() == 0).any():
         raise SnapshotRejected("a volume has a missing, null, non-string or empty id")
-    dupes = ids.is_duplicated()
-    if dupes.any():
-        raise SnapshotRejected(
-            f"{ids.filter(dupes).n_unique()} id(s) appear more than once, e.g. "
-            f"{ids.filter(dupes)[0]!r}"
-        )
+    _reject_duplicate_ids(ids)
     bad_rows = df["_bad_fields"] != ""
     quarantine = df.filter(bad_rows).select(
         pl.col("_row").alias("row_number"),
@@ -233,14 +237,39 @@ def normalize(
         pl.lit(snapshot_at).alias("snapshot_at"),
         pl.lit(observed_at).alias("observed_at"),
     ).cast(LAKE_SCHEMA)  # type: ignore[arg-type]
+    return _normalized(frame, quarantine, rows_in=rows_in, keys=_key_census(df))
+
+
+def _reject_duplicate_ids(ids: pl.Series) -> None:
+    dupes = ids.is_duplicated()
+    if dupes.any():
+        raise SnapshotRejected(
+            f"{ids.filter(dupes).n_unique()} id(s) appear more than once, e.g. "
+            f"{ids.filter(dupes)[0]!r}"
+        )
+
+
+_EMPTY_QUARANTINE = pl.DataFrame(
+    schema={
+        "row_number": pl.Int64,
+        "volume_id": pl.String,
+        "reason": pl.String,
+        "raw_json": pl.String,
+    }
+)
+
+
+def _normalized(
+    frame: pl.DataFrame, quarantine: pl.DataFrame, *, rows_in: int, keys: dict[str, int]
+) -> Normalized:
+    """Counts and warnings for a validated frame. `keys` is the key census of the detailed path
+    (empty from the fast path, which proved every object has exactly the documented keys)."""
     status_counts = dict(frame.group_by("status").len().sort("status").iter_rows())
     unknown_statuses = {k: v for k, v in status_counts.items() if k not in STATUSES}
-    keys = _key_census(df)
-    objects = rows_in
     missing = {
-        f: objects - keys.get(f, 0)
+        f: rows_in - keys.get(f, 0)
         for f in (*REQUIRED_NON_NULL, *REQUIRED_NULLABLE)
-        if objects - keys.get(f, 0)
+        if keys and rows_in - keys.get(f, 0)
     }
     unknown = {k: v for k, v in keys.items() if k not in API_FIELDS}
     warnings = []
