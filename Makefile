@@ -26,16 +26,17 @@ demo: install ## run the pipeline on the fleet simulator: 30 simulated days, rep
 	$(UV) run --locked volcap demo
 
 test: install ## run the whole test suite (fast core of the reliability tests included)
-	$(UV) run --locked pytest -m "not slow" -q
+	$(UV) run --locked --group deploy --group spark pytest -m "not slow" -q
 
-reliability: install ## the long fault/crash/soak suite with its scorecard
-	$(UV) run --locked pytest -m "slow or reliability" -q
+reliability: install ## fault/crash/concurrency/secrets suites, slow ones included, then the scorecard
+	$(UV) run --locked python -m tests.reliability.scorecard
 
 dev: install ## dagster dev on http://127.0.0.1:3000 (shows the demo's runs)
 	@mkdir -p "$(DAGSTER_HOME)"
 	$(UV) run --locked dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-sql: install ## open the warehouse read-only in the DuckDB CLI
+sql: install ## open the warehouse read-only in the DuckDB CLI (queries: docs/querying.md)
+	@test -f "$(VOLCAP_DATA_DIR)/warehouse.duckdb" || { echo "no warehouse at $(VOLCAP_DATA_DIR)/warehouse.duckdb: run make demo (or volcap build) first" >&2; exit 1; }
 	$(UV) run --locked duckdb -readonly "$(VOLCAP_DATA_DIR)/warehouse.duckdb"
 
 lint: install ## ruff (lint + format check) and mypy

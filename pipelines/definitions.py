@@ -3,6 +3,7 @@
 import dagster as dg
 
 from pipelines.assets.ingestion import build_ingestion_assets
+from pipelines.assets.maintenance import compact_lake_asset
 from pipelines.assets.marts import MART_ASSETS, MART_CHECKS
 from pipelines.assets.reports import REPORT_ASSETS
 from pipelines.partitions import snapshot_partitions
@@ -28,11 +29,16 @@ def build_definitions() -> dg.Definitions:
         selection=dg.AssetSelection.assets(*REPORT_ASSETS),
         description="Write the HTML capacity report from the published warehouse.",
     )
+    compaction_job = dg.define_asset_job(
+        "compaction_job",
+        selection=dg.AssetSelection.assets(compact_lake_asset),
+        description="Compact each closed day of the lake into one sorted Parquet file.",
+    )
     return dg.Definitions(
-        assets=[*ingestion, *MART_ASSETS, *REPORT_ASSETS],
+        assets=[*ingestion, *MART_ASSETS, *REPORT_ASSETS, compact_lake_asset],
         asset_checks=MART_CHECKS,
-        jobs=[snapshot_job, build_job, report_job],
-        schedules=build_schedules(snapshot_job, partitions),
+        jobs=[snapshot_job, build_job, report_job, compaction_job],
+        schedules=build_schedules(snapshot_job, partitions, compaction_job),
         sensors=build_sensors(build_job),
         resources=build_resources(),
         executor=dg.in_process_executor,

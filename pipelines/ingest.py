@@ -7,7 +7,11 @@ until the whole body has been fetched and validated; each published file appears
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
+import statistics
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,9 +22,40 @@ import polars as pl
 from pipelines import lake
 from pipelines.client import FetchResult, VolumeApi
 from pipelines.lake import DataDir, partition_slug
-from pipelines.normalize import Normalized, normalize
+from pipelines.normalize import Normalized, SnapshotRejected, normalize
 
 log = logging.getLogger(__name__)
+
+
+class DiskFull(OSError):
+    """The data dir refused a write (no space, quota or file-size limit); nothing was published."""
+
+
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+@contextlib.contextmanager
+def _disk_full_is_one_clear_error(data: DataDir) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL or isinstance(exc, DiskFull):
+            raise
+        raise DiskFull(
+            exc.errno,
+            f"cannot write under {data.root}: {exc.strerror} (disk full, quota or file-size "
+            "limit); the previous data is untouched",
+        ) from None
+    except Exception as exc:
+        # polars/pyarrow report a refused write as their own error type.
+        text = str(exc)
+        if not any(os.strerror(code) in text for code in _DISK_FULL):
+            raise
+        raise DiskFull(
+            errno.ENOSPC,
+            f"cannot write under {data.root}: {text.strip().splitlines()[0][:200]} (disk full, "
+            "quota or file-size limit); the previous data is untouched",
+        ) from None
 
 
 class OutsideWindow(RuntimeError):
@@ -57,10 +92,72 @@ class LakePublish:
     quarantine_path: Path | None
 
 
+def recent_volume_counts(data: DataDir, before: datetime, limit: int) -> list[int]:
+    """`rows_in` of the last `limit` landed snapshots before `before`, newest first."""
+    counts: list[int] = []
+    if limit <= 0 or not data.raw.exists():
+        return counts
+    cutoff = partition_slug(before)
+    for day in sorted(data.raw.glob("snapshot_date=*"), reverse=True):
+        for sidecar in sorted(day.glob("*.meta.json"), reverse=True):
+            if sidecar.name.split(".", 1)[0] >= cutoff:
+                continue
+            try:
+                rows_in = lake.read_sidecar(sidecar)["validation"]["rows_in"]  # type: ignore[index]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # an unreadable sidecar is no evidence either way
+            counts.append(int(rows_in))
+            if len(counts) == limit:
+                return counts
+    return counts
+
+
+def check_volume_count(
+    rows_in: int, recent: list[int], *, min_share: float, min_history: int = 3
+) -> None:
+    """Fail the snapshot when it holds implausibly fewer volumes than the recent median (an
+    upstream outage serving a partial list looks like a mass deletion otherwise)."""
+    if min_share <= 0 or len(recent) < min_history:
+        return
+    median = statistics.median(recent)
+    if rows_in < min_share * median:
+        raise SnapshotRejected(
+            f"implausible drop in volume count: {rows_in} volumes against a median of "
+            f"{median:g} over the last {len(recent)} snapshots (the floor is {min_share:.0%}); "
+            "if the fleet really shrank, lower LakeStore.min_volume_share for one run"
+        )
+
+
 def land_raw(
-    api: VolumeApi, data: DataDir, window: Window, *, max_quarantine_share: float = 0.01
+    api: VolumeApi,
+    data: DataDir,
+    window: Window,
+    *,
+    max_quarantine_share: float = 0.01,
+    min_volume_share: float = 0.5,
+    volume_median_window: int = 24,
 ) -> RawLanding:
     """Fetch the current state and, if valid and inside `window`, publish the raw body."""
+    with _disk_full_is_one_clear_error(data):
+        return _land_raw(
+            api,
+            data,
+            window,
+            max_quarantine_share=max_quarantine_share,
+            min_volume_share=min_volume_share,
+            volume_median_window=volume_median_window,
+        )
+
+
+def _land_raw(
+    api: VolumeApi,
+    data: DataDir,
+    window: Window,
+    *,
+    max_quarantine_share: float,
+    min_volume_share: float,
+    volume_median_window: int,
+) -> RawLanding:
     data.sweep_staging()
     staged: list[Path] = []
 
@@ -70,6 +167,7 @@ def land_raw(
         return path
 
     with data.partition_lock(window.start):
+        data.sweep_raw(window.start)
         try:
             body = stage("body.json")
             fetched = api.fetch_to(body)
@@ -91,6 +189,11 @@ def land_raw(
                     max_quarantine_share=max_quarantine_share,
                 )
                 raw_bytes = compressing.result()
+            check_volume_count(
+                normalized.rows_in,
+                recent_volume_counts(data, window.start, volume_median_window),
+                min_share=min_volume_share,
+            )
             tag = f"{partition_slug(window.start)}-{fetched.sha256[:16]}"
             staged_lake = stage(f"normalized-{tag}.parquet")
             lake.write_parquet(normalized.frame, staged_lake)
@@ -110,17 +213,21 @@ def land_raw(
                     "content_type": fetched.content_type,
                     "attempts": fetched.attempts,
                     "compressed_bytes": raw_bytes,
+                    "raw_file": data.raw_body_for(window.start, fetched.sha256).name,
+                    "raw_sha256": lake.file_sha256(staged_raw),
                     "validation": normalized.metadata,
                 },
                 sidecar,
             )
-            raw_path = data.raw_body(window.start)
+            raw_path = data.raw_body_for(window.start, fetched.sha256)
             lake.publish(staged_raw, raw_path)
+            # The sidecar is the commit point: until it lands, the previous pair stands.
             lake.publish(sidecar, data.raw_sidecar(window.start))
         except BaseException:
             _discard(*staged)
             raise
         _discard(body)
+        data.sweep_raw(window.start)
     return RawLanding(fetched, observed_at, raw_path, raw_bytes, normalized, staged_lake)
 
 
@@ -129,9 +236,19 @@ def publish_lake(
 ) -> LakePublish:
     """Publish the lake partition from the landed raw body (replays from raw when the
     normalized file staged by `land_raw` is not at hand, e.g. in another process)."""
+    with _disk_full_is_one_clear_error(data):
+        return _publish_lake(data, snapshot_at, max_quarantine_share=max_quarantine_share)
+
+
+def _publish_lake(
+    data: DataDir, snapshot_at: datetime, *, max_quarantine_share: float
+) -> LakePublish:
     with data.partition_lock(snapshot_at):
         sidecar_path = data.raw_sidecar(snapshot_at)
-        raw_path = data.raw_body(snapshot_at)
+        try:
+            raw_path = data.raw_body(snapshot_at)
+        except FileNotFoundError:
+            raw_path = sidecar_path
         if not sidecar_path.exists() or not raw_path.exists():
             raise FileNotFoundError(
                 f"no raw snapshot landed for {partition_slug(snapshot_at)}; run the ingest first"

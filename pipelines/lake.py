@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -83,7 +84,35 @@ class DataDir:
         return self._under(self.lake, snapshot_at, ".parquet")
 
     def raw_body(self, snapshot_at: datetime) -> Path:
-        return self._under(self.raw, snapshot_at, ".json.zst")
+        """The landed body the partition's sidecar commits to (FileNotFoundError if none)."""
+        name = str(read_sidecar(self.raw_sidecar(snapshot_at)).get("raw_file") or "")
+        slug = partition_slug(snapshot_at)
+        if not re.fullmatch(rf"{slug}\.[0-9a-f]{{16}}\.json\.zst", name):
+            raise UnsafePath(f"sidecar of {slug} names an unexpected raw file {name!r}")
+        return self.raw_sidecar(snapshot_at).with_name(name)
+
+    def raw_body_for(self, snapshot_at: datetime, sha256: str) -> Path:
+        """Where a body with this checksum lands. Bodies are content-addressed so the sidecar,
+        published last, is the single commit point: a crash between the two renames leaves the
+        previous pair intact plus an orphan body, never a body that disagrees with its sidecar."""
+        if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+            raise UnsafePath(sha256)
+        return self._under(self.raw, snapshot_at, f".{sha256[:16]}.json.zst")
+
+    def sweep_raw(self, snapshot_at: datetime) -> int:
+        """Remove bodies of this partition that its sidecar does not commit to (a killed
+        landing's orphans, or a replaced snapshot). Call under the partition lock."""
+        try:
+            keep = self.raw_body(snapshot_at).name
+        except FileNotFoundError:
+            keep = ""
+        folder = self.raw_sidecar(snapshot_at).parent
+        removed = 0
+        for body in folder.glob(f"{partition_slug(snapshot_at)}.*.json.zst"):
+            if body.name != keep:
+                body.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def raw_sidecar(self, snapshot_at: datetime) -> Path:
         return self._under(self.raw, snapshot_at, ".meta.json")
@@ -148,7 +177,22 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _mkdir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    # `parents=True` would create the missing parents with the default (world-readable) mode.
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=DIR_MODE)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:

@@ -50,3 +50,9 @@ def cadence_minutes() -> int:
     from pipelines.settings import DEFAULT_CADENCE_MINUTES
 
     return int(os.environ.get("VOLCAP_CADENCE_MINUTES") or DEFAULT_CADENCE_MINUTES)
+
+
+def schedules_on_by_default() -> bool:
+    """Schedules start RUNNING only where an API is configured: after `make demo` the simulator
+    is gone, and `make dev` should not try to snapshot it every hour."""
+    return bool(os.environ.get("VOLCAP_API_URL"))

@@ -5,11 +5,17 @@ from typing import Any
 import dagster as dg
 
 from pipelines.partitions import key_for_instant
+from pipelines.resources import schedules_on_by_default
 
 
 def build_schedules(
-    snapshot_job: Any, partitions: dg.TimeWindowPartitionsDefinition
+    snapshot_job: Any, partitions: dg.TimeWindowPartitionsDefinition, compaction_job: Any
 ) -> list[dg.ScheduleDefinition]:
+    status = (
+        dg.DefaultScheduleStatus.RUNNING
+        if schedules_on_by_default()
+        else dg.DefaultScheduleStatus.STOPPED
+    )
     first = partitions.time_window_for_partition_key(partitions.get_first_partition_key())
     cadence = int((first.end - first.start).total_seconds() // 60)
     # Tick a few minutes into each window: the API serves the present, so the schedule snapshots
@@ -22,14 +28,22 @@ def build_schedules(
         cron_schedule=f"{minutes} * * * *",
         job=snapshot_job,
         execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING,
+        default_status=status,
     )
     def snapshot_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         """Snapshot the volumes API once per window, for the window the tick falls in."""
         key = key_for_instant(partitions, context.scheduled_execution_time)
         return dg.RunRequest(run_key=key, partition_key=key)
 
-    return [snapshot_schedule]
+    compaction_schedule = dg.ScheduleDefinition(
+        name="compaction_schedule",
+        cron_schedule="40 0 * * *",
+        job=compaction_job,
+        execution_timezone="UTC",
+        default_status=status,
+        description="Once a day, after midnight UTC: compact yesterday's hourly lake files.",
+    )
+    return [snapshot_schedule, compaction_schedule]
 
 
 def build_sensors(build_job: Any) -> list[dg.SensorDefinition]:

@@ -19,6 +19,7 @@ EXPECTED_ASSETS = {
     "warehouse/quota_forecast": "marts",
     "warehouse/volume_risk": "marts",
     "warehouse/quota_forecast_history": "marts",
+    "compact_lake": "maintenance",
 }
 
 
@@ -64,7 +65,6 @@ def test_hourly_schedule_snapshots_the_window_it_runs_in():
     schedule = defs.resolve_schedule_def("snapshot_schedule")
     assert schedule.cron_schedule == "5 * * * *"
     assert schedule.job_name == "snapshot_job"
-    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     from datetime import UTC, datetime
 
     context = dg.build_schedule_context(
@@ -86,3 +86,20 @@ def test_cadence_is_configurable_down_to_fifteen_minutes(monkeypatch):
     monkeypatch.setenv("VOLCAP_CADENCE_MINUTES", "15")
     schedule = build_definitions().resolve_schedule_def("snapshot_schedule")
     assert schedule.cron_schedule == "3,18,33,48 * * * *"
+
+
+def test_closed_days_are_compacted_daily():
+    schedule = defs.resolve_schedule_def("compaction_schedule")
+    assert schedule.job_name == "compaction_job"
+    assert schedule.cron_schedule == "40 0 * * *"
+
+
+def test_schedules_run_by_default_only_where_an_api_is_configured(monkeypatch):
+    from pipelines.definitions import build_definitions
+
+    monkeypatch.setenv("VOLCAP_API_URL", "https://api.example.com")
+    on = build_definitions().resolve_schedule_def("snapshot_schedule")
+    monkeypatch.delenv("VOLCAP_API_URL")
+    off = build_definitions().resolve_schedule_def("snapshot_schedule")
+    assert on.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert off.default_status == dg.DefaultScheduleStatus.STOPPED

@@ -1,11 +1,14 @@
 """Ingestion layer: the raw API response, and the typed lake partition normalized from it."""
 
+from typing import Any
+
 import dagster as dg
 
 from pipelines.client import VolumeApi
 from pipelines.contract import LAKE_SCHEMA
 from pipelines.ingest import land_raw, publish_lake
 from pipelines.partitions import snapshot_partitions, window_for_key
+from pipelines.redaction import scrubbed_errors
 from pipelines.resources import LakeStore
 
 LAKE_COLUMNS = dg.TableSchema(
@@ -34,9 +37,15 @@ def build_ingestion_assets(partitions: dg.TimeWindowPartitionsDefinition) -> lis
         validated against the contract before anything is written. Immutable input for replay.
         """
         window = window_for_key(partitions, context.partition_key)
-        landed = land_raw(
-            volume_api, lake.layout, window, max_quarantine_share=lake.max_quarantine_share
-        )
+        with scrubbed_errors():
+            landed = land_raw(
+                volume_api,
+                lake.layout,
+                window,
+                max_quarantine_share=lake.max_quarantine_share,
+                min_volume_share=lake.min_volume_share,
+                volume_median_window=lake.volume_median_window,
+            )
         for warning in landed.normalized.warnings:
             context.log.warning(warning)
         return dg.MaterializeResult(
@@ -64,6 +73,13 @@ def build_ingestion_assets(partitions: dg.TimeWindowPartitionsDefinition) -> lis
         owners=["team:storage-capacity"],
         tags={"layer": "lake"},
         pool="volcap_ingest",
+        check_specs=[
+            dg.AssetCheckSpec(
+                "quarantined_share_within_limit",
+                asset="volume_snapshots",
+                description="The share of rows quarantined stays within LakeStore.max_quarantine_share.",
+            )
+        ],
     )
     def volume_snapshots(
         context: dg.AssetExecutionContext, lake: LakeStore
@@ -72,16 +88,17 @@ def build_ingestion_assets(partitions: dg.TimeWindowPartitionsDefinition) -> lis
         `lake/volume_snapshots/snapshot_date=YYYY-MM-DD/`. A rerun replaces the partition;
         materializing it alone replays the landed raw body."""
         window = window_for_key(partitions, context.partition_key)
-        published = publish_lake(
-            lake.layout, window.start, max_quarantine_share=lake.max_quarantine_share
-        )
-        report = published.report
-        metadata: dict[str, object] = {
+        with scrubbed_errors():
+            published = publish_lake(
+                lake.layout, window.start, max_quarantine_share=lake.max_quarantine_share
+            )
+        report: dict[str, Any] = dict(published.report)
+        metadata: dict[str, Any] = {
             "path": dg.MetadataValue.path(str(published.path)),
             "dagster/row_count": published.rows,
             "bytes": published.file_bytes,
             "replayed_from_raw": published.replayed,
-            "rows_quarantined": int(report.get("rows_quarantined", 0) or 0),  # type: ignore[call-overload]
+            "rows_quarantined": int(report.get("rows_quarantined", 0) or 0),
             "counts_by_status": dg.MetadataValue.json(report.get("counts_by_status") or {}),
             "fields_missing": dg.MetadataValue.json(report.get("fields_missing") or {}),
             "fields_unknown": dg.MetadataValue.json(report.get("fields_unknown") or {}),
@@ -90,6 +107,19 @@ def build_ingestion_assets(partitions: dg.TimeWindowPartitionsDefinition) -> lis
         }
         if published.quarantine_path:
             metadata["quarantine_path"] = dg.MetadataValue.path(str(published.quarantine_path))
-        return dg.MaterializeResult(metadata=metadata)  # type: ignore[arg-type]
+        rows_in = int(report.get("rows_in", 0) or 0)
+        quarantined = int(report.get("rows_quarantined", 0) or 0)
+        share = quarantined / rows_in if rows_in else 0.0
+        check = dg.AssetCheckResult(
+            check_name="quarantined_share_within_limit",
+            passed=share <= lake.max_quarantine_share,
+            metadata={
+                "rows_in": rows_in,
+                "rows_quarantined": quarantined,
+                "share": share,
+                "limit": lake.max_quarantine_share,
+            },
+        )
+        return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
     return [raw_volume_snapshots, volume_snapshots]

@@ -1,0 +1,61 @@
+"""Reports layer: the self-contained HTML capacity report, built from the published warehouse."""
+
+# No `from __future__ import annotations`: Dagster inspects the context annotation at runtime.
+
+import base64
+
+import dagster as dg
+
+from pipelines import report
+from pipelines.assets.marts import WarehouseResource, _risk_preview, model_key
+
+#: The warehouse tables the report reads.
+REPORT_INPUTS = (
+    "volume_snapshots",
+    "volumes",
+    "volume_daily",
+    "fleet_daily",
+    "capacity_trends",
+    "quota_events",
+    "quota_forecast",
+    "volume_risk",
+)
+
+
+@dg.asset(
+    name="capacity_report",
+    group_name="reports",
+    deps=[model_key(name) for name in REPORT_INPUTS],
+    kinds={"html", "svg"},
+    owners=["team:storage-capacity"],
+    tags={"layer": "report"},
+)
+def capacity_report(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """`reports/capacity.html`: one self-contained offline page (inline SVG and CSS) with fleet
+    capacity and its 30-day forecast, the ranked time-to-full list, growth leaders, recent quota
+    events, status over time and data freshness. Reads the published warehouse read-only and
+    replaces the file atomically."""
+    written = report.write_report(warehouse.path, cadence_minutes=warehouse.cadence_minutes)
+    data = written.data
+    chart = base64.b64encode(written.chart_svg.encode()).decode()
+    context.log.info(f"report written to {written.path}")
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(written.path)),
+            "bytes": dg.MetadataValue.int(written.bytes),
+            "as_of": dg.MetadataValue.timestamp(data.as_of),
+            "critical": dg.MetadataValue.int(data.risk_counts.get("critical", 0)),
+            "warning": dg.MetadataValue.int(data.risk_counts.get("warning", 0)),
+            "missing_snapshots": dg.MetadataValue.int(len(data.missing)),
+            "fleet_capacity_chart": dg.MetadataValue.md(
+                f"![Fleet capacity with a 30-day forecast](data:image/svg+xml;base64,{chart})"
+            ),
+            "fleet_capacity_chart_path": dg.MetadataValue.path(str(written.chart_path)),
+            "top_at_risk": dg.MetadataValue.md(_risk_preview(data.at_risk[:10])),
+        }
+    )
+
+
+REPORT_ASSETS: list[dg.AssetsDefinition] = [capacity_report]

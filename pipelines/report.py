@@ -1,0 +1,618 @@
+"""The capacity report: one self-contained HTML file read from the published warehouse."""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipelines import charts, settings
+from pipelines.warehouse import connect_published
+
+REPORTS_DIR = "reports"
+REPORT_FILE = "capacity.html"
+CHART_FILE = "fleet_capacity.svg"
+FILE_MODE = 0o640
+#: How far ahead the fleet forecast is drawn, and its interval coverage.
+FORECAST_DAYS = 30
+Z_80 = 1.2815515655446004
+
+STATUS_COLORS = {
+    "attached": charts.PALETTE[0],
+    "available": charts.PALETTE[2],
+    "degraded": charts.PALETTE[1],
+    "error": charts.PALETTE[3],
+    "other": charts.PALETTE[4],
+}
+
+
+# -- formatting for people ------------------------------------------------------------------
+
+
+def human_bytes(value: float | None) -> str:
+    """1536 → '1.5 KiB'; None → '—'."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    sign = "-" if value < 0 else ""
+    value = abs(float(value))
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            return f"{sign}{value:.0f} {unit}" if unit == "B" else f"{sign}{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_count(value: float | None) -> str:
+    """1234567 → '1.23M'; None → '—'."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:,.0f}"
+
+
+def human_days(value: float | None) -> str:
+    """3.2 → '3.2 days'; 0.2 → '5 h'; None → '—'."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    if value == 0:
+        return "now"
+    if value < 1:
+        return f"{value * 24:.0f} h"
+    return f"{value:.1f} days" if value < 100 else f"{value:,.0f} days"
+
+
+def human_date(value: datetime | None, *, with_time: bool = False) -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC" if with_time else "%Y-%m-%d")
+
+
+def human_amount(resource: str, value: float | None) -> str:
+    """A quantity of `resource` (bytes, inodes or mounts); None quota means unlimited."""
+    if resource == "bytes" or resource == "max_size_bytes":
+        return human_bytes(value)
+    return human_count(value)
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{value:.0%}"
+
+
+def anchor(volume_id: str) -> str:
+    """The fragment id of a volume's row in the report."""
+    return "volume-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in volume_id)
+
+
+# -- data -----------------------------------------------------------------------------------
+
+
+@dataclass
+class FleetForecast:
+    """OLS on end-of-day fleet usage with an 80% prediction interval."""
+
+    growth_per_day: float
+    points: list[tuple[float, float, float, float]]  # (unix s, point, low, high)
+
+
+@dataclass
+class ReportData:
+    generated_at: datetime
+    as_of: datetime
+    first_snapshot: datetime
+    snapshots: int
+    fleet_hourly: list[tuple[datetime, float, float]]
+    fleet_days: list[dict[str, Any]]
+    forecast: FleetForecast | None
+    fleet_growth: dict[str, Any]
+    risk_counts: dict[str, int]
+    state_counts: dict[str, int]
+    at_risk: list[dict[str, Any]]
+    sparks: dict[str, list[float | None]]
+    leaders: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    missing: list[datetime]
+    stale: list[dict[str, Any]]
+    paths: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def latest_day(self) -> dict[str, Any]:
+        return self.fleet_days[-1] if self.fleet_days else {}
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> list[dict[str, Any]]:
+    cursor = con.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def fleet_forecast(days: list[dict[str, Any]], as_of: datetime) -> FleetForecast | None:
+    """Fit used_bytes on the last 30 end-of-day totals; project FORECAST_DAYS ahead."""
+    points = [
+        ((d["snapshot_at"] - as_of).total_seconds() / 86400.0, float(d["used_bytes"]))
+        for d in days[-30:]
+        if d["used_bytes"] is not None
+    ]
+    n = len(points)
+    if n < 3:
+        return None
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    sxx = sum((x - mean_x) ** 2 for x, _ in points)
+    if sxx == 0:
+        return None
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sxx
+    intercept = mean_y - slope * mean_x
+    residual = sum((y - intercept - slope * x) ** 2 for x, y in points)
+    sigma = math.sqrt(residual / (n - 2))
+    out = []
+    for step in range(FORECAST_DAYS + 1):
+        h = float(step)
+        spread = Z_80 * sigma * math.sqrt(1 + 1 / n + (h - mean_x) ** 2 / sxx)
+        point = intercept + slope * h
+        at = (as_of + timedelta(days=h)).timestamp()
+        out.append((at, point, point - spread, point + spread))
+    return FleetForecast(growth_per_day=slope, points=out)
+
+
+def load(
+    data_dir: Path, *, cadence_minutes: int = settings.DEFAULT_CADENCE_MINUTES, limit: int = 50
+) -> ReportData:
+    """Read everything the report shows from the published warehouse (read-only)."""
+    with connect_published(data_dir) as con:
+        con.execute("set timezone = 'UTC'")
+        first, latest, snapshots = con.execute(
+            "select min(snapshot_at), max(snapshot_at), count(distinct snapshot_at) from volume_snapshots"
+        ).fetchone() or (None, None, 0)
+        if latest is None:
+            raise ValueError("the warehouse has no snapshots yet: run `volcap build` first")
+        hourly = con.execute(
+            """
+            select snapshot_at, sum(used_bytes), sum(max_size_bytes)
+            from volume_snapshots group by snapshot_at order by snapshot_at
+            """
+        ).fetchall()
+        fleet_days = _rows(con, "select * from fleet_daily order by day")
+        growth = _rows(con, "select * from capacity_trends where scope = 'fleet'")
+        risk_counts = dict(
+            con.execute("select risk, count(*) from volume_risk group by risk").fetchall()
+        )
+        state_counts = dict(
+            con.execute("select state, count(*) from volume_risk group by state").fetchall()
+        )
+        at_risk = _rows(
+            con,
+            """
+            select * from volume_risk
+            where risk <> 'ok'
+            order by case risk when 'critical' then 0 else 1 end, days_to_full, utilization desc,
+                volume_id
+            limit $limit
+            """,
+            {"limit": limit},
+        )
+        ids = [r["volume_id"] for r in at_risk]
+        sparks: dict[str, list[float | None]] = {}
+        if ids:
+            for volume_id, values in con.execute(
+                """
+                select daily.volume_id, list(
+                    case risk.binding_resource
+                        when 'bytes' then daily.used_bytes_last / nullif(daily.max_size_bytes, 0)
+                        when 'inodes' then daily.inode_count_last / nullif(daily.max_file_count, 0)
+                        else daily.mount_count_max / nullif(daily.max_mounts, 0)
+                    end order by daily.day)
+                from volume_daily as daily
+                inner join volume_risk as risk on daily.volume_id = risk.volume_id
+                where daily.volume_id in (select unnest($ids))
+                group by daily.volume_id
+                """,
+                {"ids": ids},
+            ).fetchall():
+                sparks[volume_id] = list(values)
+        leaders = _rows(
+            con,
+            """
+            select trends.volume_id, volumes.name, volumes.used_bytes, volumes.max_size_bytes,
+                trends.bytes_growth_per_day_7d, trends.bytes_growth_per_day_30d,
+                risk.risk, risk.binding_resource, risk.days_to_full
+            from capacity_trends as trends
+            inner join volumes on trends.volume_id = volumes.volume_id
+            left join volume_risk as risk on trends.volume_id = risk.volume_id
+            where trends.scope = 'volume' and trends.bytes_growth_per_day_7d is not null
+            order by trends.bytes_growth_per_day_7d desc, trends.volume_id
+            limit 10
+            """,
+        )
+        events = _rows(
+            con,
+            """
+            select events.*, volumes.name
+            from quota_events as events
+            left join volumes on events.volume_id = volumes.volume_id
+            order by events.changed_at desc, events.volume_id, events.limit_name
+            limit 20
+            """,
+        )
+        missing = [
+            row[0]
+            for row in con.execute(
+                """
+                with expected as (
+                    select unnest(generate_series($first, $latest, to_minutes($cadence))) as snapshot_at
+                )
+                select snapshot_at from expected
+                anti join (select distinct snapshot_at from volume_snapshots) using (snapshot_at)
+                order by snapshot_at
+                """,
+                {"first": first, "latest": latest, "cadence": cadence_minutes},
+            ).fetchall()
+        ]
+        stale = _rows(
+            con,
+            """
+            select forecast.volume_id, volumes.name, forecast.resource, volumes.last_reconciled_at
+            from quota_forecast as forecast
+            inner join volumes on forecast.volume_id = volumes.volume_id
+            where forecast.state = 'stale'
+            order by volumes.last_reconciled_at, forecast.volume_id, forecast.resource
+            """,
+        )
+    return ReportData(
+        generated_at=datetime.now(UTC),
+        as_of=latest,
+        first_snapshot=first,
+        snapshots=int(snapshots),
+        fleet_hourly=[(t, float(u or 0), float(q or 0)) for t, u, q in hourly],
+        fleet_days=fleet_days,
+        forecast=fleet_forecast(fleet_days, latest),
+        fleet_growth=growth[0] if growth else {},
+        risk_counts={str(k): int(v) for k, v in risk_counts.items()},
+        state_counts={str(k): int(v) for k, v in state_counts.items()},
+        at_risk=at_risk,
+        sparks=sparks,
+        leaders=leaders,
+        events=events,
+        missing=missing,
+        stale=stale,
+    )
+
+
+# -- charts ---------------------------------------------------------------------------------
+
+
+def fleet_capacity_chart(data: ReportData, *, width: int = 900, height: int = 320) -> str:
+    """Fleet usage and bounded quota over time, with the 30-day forecast and its 80% interval."""
+    used = [(t.timestamp(), u) for t, u, _ in data.fleet_hourly]
+    quota = [(t.timestamp(), q) for t, _, q in data.fleet_hourly]
+    series = [
+        charts.Series("used", used, charts.PALETTE[0]),
+        charts.Series("bounded quota", quota, charts.PALETTE[3]),
+    ]
+    bands = []
+    if data.forecast:
+        series.append(
+            charts.Series(
+                "forecast", [(x, p) for x, p, _, _ in data.forecast.points], charts.PALETTE[0], True
+            )
+        )
+        bands.append(
+            charts.Band(
+                "80% interval",
+                [(x, lo, hi) for x, _, lo, hi in data.forecast.points],
+                charts.PALETTE[0],
+            )
+        )
+    return charts.line_chart(
+        series,
+        bands=bands,
+        title="Fleet capacity: used bytes and bounded quota, with a 30-day forecast",
+        y_format=human_bytes,
+        y_from_zero=True,
+        width=width,
+        height=height,
+        marker=(data.as_of.timestamp(), "latest snapshot"),
+    )
+
+
+def status_chart(data: ReportData) -> str:
+    """Volumes by status at the end of each day."""
+    days = [
+        datetime(d["day"].year, d["day"].month, d["day"].day, tzinfo=UTC).timestamp()
+        for d in data.fleet_days
+    ]
+    stacks = {
+        "attached": [float(d["volumes_attached"]) for d in data.fleet_days],
+        "available": [float(d["volumes_available"]) for d in data.fleet_days],
+        "degraded": [float(d["volumes_degraded"]) for d in data.fleet_days],
+        "error": [float(d["volumes_error"]) for d in data.fleet_days],
+        "other": [float(d["volumes_other_status"]) for d in data.fleet_days],
+    }
+    return charts.stacked_bars(
+        days, stacks, title="Volumes by status, end of day", colors=STATUS_COLORS
+    )
+
+
+# -- HTML -----------------------------------------------------------------------------------
+
+CSS = """
+:root{--fg:#1d1d1f;--muted:#666;--line:#e5e5e5;--crit:#b00020;--warn:#a65f00;--ok:#1b7f3b}
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);margin:0;background:#fafafa}
+header{background:#14213d;color:#fff;padding:20px 32px}
+header h1{margin:0;font-size:22px}
+header p{margin:4px 0 0;color:#cfd6e6}
+nav{padding:8px 32px;background:#fff;border-bottom:1px solid var(--line);position:sticky;top:0}
+nav a{margin-right:16px;color:#14213d;text-decoration:none}
+main{padding:0 32px 48px;max-width:1280px}
+section{background:#fff;border:1px solid var(--line);border-radius:8px;padding:16px 20px;margin:20px 0;overflow-x:auto}
+h2{font-size:18px;margin:0 0 8px}
+.cards{display:flex;gap:16px;flex-wrap:wrap;margin:20px 0 0}
+.card{background:#fff;border:1px solid var(--line);border-radius:8px;padding:12px 16px;min-width:170px}
+.card b{display:block;font-size:22px}
+.card span{color:var(--muted)}
+table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
+th,td{text-align:left;padding:4px 6px;white-space:nowrap;border-bottom:1px solid var(--line);vertical-align:middle}
+th{font-weight:600;color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.03em}
+td.num,th.num{text-align:right}
+tr:target{background:#fff6cc}
+.risk{font-weight:600;border-radius:4px;padding:1px 6px}
+.risk-critical{color:#fff;background:var(--crit)}
+.risk-warning{color:#fff;background:var(--warn)}
+.risk-ok{color:var(--ok)}
+.muted{color:var(--muted)}
+.name{max-width:200px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+code{font-size:12px}
+svg.chart{max-width:100%;height:auto}
+"""
+
+
+def _risk(risk: str | None) -> str:
+    risk = risk or "ok"
+    return f'<span class="risk risk-{escape(risk)}">{escape(risk)}</span>'
+
+
+def _volume_cell(volume_id: str, name: str | None, *, linked: bool) -> str:
+    label = f'<div class="name" title="{escape(name or "")}">{escape(name or "")}</div>'
+    ident = f"<code>{escape(volume_id)}</code>"
+    if linked:
+        ident = f'<a href="#{anchor(volume_id)}">{ident}</a>'
+    return f"<td>{label}{ident}</td>"
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    if low is None and high is None:
+        return "—"
+    if low == high:
+        return human_days(low)
+    return f"{human_days(low)} – {human_days(high) if high is not None else 'no bound'}"
+
+
+def _cards(data: ReportData) -> str:
+    day = data.latest_day
+    growth = data.fleet_growth.get("bytes_growth_per_day_7d")
+    first_used = data.fleet_days[0]["used_bytes"] if data.fleet_days else None
+    change = (day.get("used_bytes") or 0) - (first_used or 0)
+    cards = [
+        (f"{day.get('volumes', 0):,}", "volumes in the latest snapshot"),
+        (human_bytes(day.get("used_bytes")), "used"),
+        (
+            human_bytes(day.get("bounded_quota_bytes")),
+            f"bounded quota ({percent(day.get('bounded_utilization'))} used)",
+        ),
+        (f"{human_bytes(growth)}/day", "fleet growth, last 7 days"),
+        (human_bytes(change), f"growth since {human_date(data.first_snapshot)}"),
+        (f"{data.risk_counts.get('critical', 0):,}", "critical (full within 7 days)"),
+        (f"{data.risk_counts.get('warning', 0):,}", "warning (full within 30 days)"),
+    ]
+    return (
+        '<div class="cards">'
+        + "".join(
+            f'<div class="card"><b>{escape(v)}</b><span>{escape(k)}</span></div>' for v, k in cards
+        )
+        + "</div>"
+    )
+
+
+def _at_risk_table(data: ReportData) -> str:
+    if not data.at_risk:
+        return '<p id="at-risk-empty">No volume is expected to fill within 30 days.</p>'
+    rows = []
+    for r in data.at_risk:
+        resource = r["binding_resource"]
+        rows.append(
+            f'<tr id="{anchor(r["volume_id"])}">'
+            + _volume_cell(r["volume_id"], r["name"], linked=True)
+            + f"<td>{escape(resource)}</td>"
+            + f'<td class="num">{escape(human_amount(resource, r["current"]))} / '
+            f"{escape(human_amount(resource, r['quota']) if r['quota'] is not None else 'unlimited')}</td>"
+            + f'<td class="num">{percent(r["utilization"])}</td>'
+            + f"<td>{charts.sparkline(data.sparks.get(r['volume_id'], []))}</td>"
+            + f'<td class="num">{escape(human_days(r["days_to_full"]))}</td>'
+            + f'<td class="num">{escape(_interval(r["days_to_full_low"], r["days_to_full_high"]))}</td>'
+            + f"<td>{escape(human_date(r['full_at']))}</td>"
+            + f"<td>{escape(r['state'])}</td>"
+            + f"<td>{_risk(r['risk'])}</td></tr>"
+        )
+    return (
+        '<table id="at-risk-table"><thead><tr><th>volume</th><th>binding resource</th>'
+        '<th class="num">used / quota</th><th class="num">utilization</th><th>daily utilization</th>'
+        '<th class="num">days to full</th><th class="num">80% interval</th><th>full on</th>'
+        "<th>state</th><th>risk</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
+
+
+def _leaders_table(data: ReportData) -> str:
+    if not data.leaders:
+        return "<p>No growth measured yet.</p>"
+    at_risk = {r["volume_id"] for r in data.at_risk}
+    rows = "".join(
+        "<tr>"
+        + _volume_cell(r["volume_id"], r["name"], linked=r["volume_id"] in at_risk)
+        + f'<td class="num">{escape(human_bytes(r["bytes_growth_per_day_7d"]))}/day</td>'
+        + f'<td class="num">{escape(human_bytes(r["bytes_growth_per_day_30d"]))}/day</td>'
+        + f'<td class="num">{escape(human_bytes(r["used_bytes"]))} / '
+        f"{escape(human_bytes(r['max_size_bytes']) if r['max_size_bytes'] is not None else 'unlimited')}</td>"
+        + f'<td class="num">{escape(human_days(r["days_to_full"]))}</td>'
+        + f"<td>{_risk(r['risk'])}</td></tr>"
+        for r in data.leaders
+    )
+    return (
+        '<table id="growth-table"><thead><tr><th>volume</th><th class="num">growth, 7 days</th>'
+        '<th class="num">growth, 30 days</th><th class="num">used / quota</th>'
+        '<th class="num">days to full</th><th>risk</th></tr></thead><tbody>'
+        + rows
+        + "</tbody></table>"
+    )
+
+
+def _events_table(data: ReportData) -> str:
+    if not data.events:
+        return "<p>No quota changed in the recorded history.</p>"
+    at_risk = {r["volume_id"] for r in data.at_risk}
+
+    def limit(name: str, value: float | None) -> str:
+        return "unlimited" if value is None else human_amount(name, value)
+
+    rows = "".join(
+        "<tr>"
+        + f"<td>{escape(human_date(e['changed_at'], with_time=True))}</td>"
+        + _volume_cell(e["volume_id"], e["name"], linked=e["volume_id"] in at_risk)
+        + f"<td><code>{escape(e['limit_name'])}</code></td>"
+        + f'<td class="num">{escape(limit(e["limit_name"], e["old_value"]))}</td>'
+        + f'<td class="num">{escape(limit(e["limit_name"], e["new_value"]))}</td></tr>'
+        for e in data.events
+    )
+    return (
+        '<table id="quota-events-table"><thead><tr><th>changed</th><th>volume</th><th>limit</th>'
+        '<th class="num">from</th><th class="num">to</th></tr></thead><tbody>'
+        + rows
+        + "</tbody></table>"
+    )
+
+
+def _freshness(data: ReportData, cadence_minutes: int) -> str:
+    age = data.generated_at - data.as_of
+    missing = (
+        "none"
+        if not data.missing
+        else f"{len(data.missing)} (first: {human_date(data.missing[0], with_time=True)})"
+    )
+    stale_volumes = sorted({s["volume_id"] for s in data.stale})
+    stale = "none" if not stale_volumes else f"{len(stale_volumes)} volumes"
+    oldest = (
+        f", oldest reconciliation {human_date(data.stale[0]['last_reconciled_at'], with_time=True)}"
+        if data.stale
+        else ""
+    )
+    rows = [
+        (
+            "latest snapshot",
+            f"{human_date(data.as_of, with_time=True)} ({human_days(age.total_seconds() / 86400)} before this report)",
+        ),
+        (
+            "history",
+            f"{data.snapshots:,} snapshots since {human_date(data.first_snapshot, with_time=True)}, every {cadence_minutes} min",
+        ),
+        ("missing snapshots", missing),
+        ("stale reconciliations", f"{stale}{oldest} (older than {settings.STALE_AFTER})"),
+        ("insufficient history", f"{data.state_counts.get('insufficient_history', 0):,} volumes"),
+        ("report generated", human_date(data.generated_at, with_time=True)),
+    ]
+    return (
+        '<table id="freshness-table"><tbody>'
+        + "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+        + "</tbody></table>"
+    )
+
+
+def render(data: ReportData, *, cadence_minutes: int = settings.DEFAULT_CADENCE_MINUTES) -> str:
+    """The whole report as one HTML document: inline CSS and SVG, no external resources."""
+    forecast = ""
+    if data.forecast:
+        end = data.forecast.points[-1]
+        forecast = (
+            f"<p>Fleet usage grows by <b>{escape(human_bytes(data.forecast.growth_per_day))}/day</b> "
+            f"(least squares on end-of-day totals); in {FORECAST_DAYS} days it reaches "
+            f"<b>{escape(human_bytes(end[1]))}</b> (80% interval {escape(human_bytes(end[2]))} – "
+            f"{escape(human_bytes(end[3]))}).</p>"
+        )
+    sections = [
+        ("fleet-capacity", "Fleet capacity", forecast + fleet_capacity_chart(data)),
+        (
+            "time-to-full",
+            "Time to full",
+            f'<p class="muted">Volumes expected to run out of their binding resource within '
+            f"{settings.WARNING_DAYS:.0f} days, most urgent first (top {len(data.at_risk)}). "
+            "The sparkline is the binding resource's daily utilization; the rule marks 100%.</p>"
+            + _at_risk_table(data),
+        ),
+        ("growth-leaders", "Growth leaders", _leaders_table(data)),
+        ("quota-events", "Recent quota events", _events_table(data)),
+        ("status", "Status over time", status_chart(data)),
+        ("freshness", "Data freshness", _freshness(data, cadence_minutes)),
+    ]
+    nav = "".join(f'<a href="#{key}">{escape(title)}</a>' for key, title, _ in sections)
+    body = "".join(
+        f'<section id="{key}"><h2>{escape(title)}</h2>{content}</section>'
+        for key, title, content in sections
+    )
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>volcap capacity report — {escape(human_date(data.as_of, with_time=True))}</title>"
+        f"<style>{CSS}</style></head><body>"
+        f"<header><h1>Volume capacity report</h1><p>As of {escape(human_date(data.as_of, with_time=True))}"
+        f" · {data.latest_day.get('volumes', 0):,} volumes</p></header>"
+        f"<nav>{nav}</nav><main>{_cards(data)}{body}</main></body></html>"
+    )
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+@dataclass
+class WrittenReport:
+    path: Path
+    chart_path: Path
+    bytes: int
+    data: ReportData
+    chart_svg: str
+
+
+def _write_atomically(path: Path, text: str) -> int:
+    temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, FILE_MODE)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return len(text.encode())
+
+
+def write_report(
+    data_dir: Path, *, cadence_minutes: int = settings.DEFAULT_CADENCE_MINUTES
+) -> WrittenReport:
+    """Render `reports/capacity.html` (and the fleet chart as a standalone SVG) atomically."""
+    data = load(Path(data_dir), cadence_minutes=cadence_minutes)
+    out = Path(data_dir) / REPORTS_DIR
+    out.mkdir(mode=0o750, parents=True, exist_ok=True)
+    path = out / REPORT_FILE
+    size = _write_atomically(path, render(data, cadence_minutes=cadence_minutes))
+    chart = charts.standalone(fleet_capacity_chart(data, width=720, height=280))
+    chart_path = out / CHART_FILE
+    _write_atomically(chart_path, chart)
+    return WrittenReport(path=path, chart_path=chart_path, bytes=size, data=data, chart_svg=chart)

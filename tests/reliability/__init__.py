@@ -1,0 +1,1 @@
+"""Reliability harness: crash, concurrency, disk-full, secrets and bad-data families, with a scorecard."""

@@ -1,0 +1,70 @@
+"""`volcap demo`: simulated days through the real Dagster jobs, a warehouse, a report and a summary."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from rich.console import Console
+
+from pipelines import demo
+from pipelines.warehouse import connect_published
+
+DAYS = 2
+
+
+@pytest.fixture
+def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    data, home = tmp_path / "data", tmp_path / "dagster_home"
+    monkeypatch.setenv("VOLCAP_DATA_DIR", str(data))
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    for name in ("VOLCAP_API_URL", "VOLCAP_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    return data, home
+
+
+def test_short_demo_records_runs_builds_and_prints_the_urgent_volumes(
+    dirs: tuple[Path, Path],
+) -> None:
+    data, home = dirs
+    out = io.StringIO()
+    line = demo.run_demo(
+        days=DAYS, volumes=200, seed=7, workers=2, console=Console(file=out, width=200)
+    )
+    printed = out.getvalue()
+
+    assert line.startswith("demo finished in ") and f"{DAYS * 24} runs" in line
+    with connect_published(data) as con:
+        urgent = [
+            row[0]
+            for row in con.execute(
+                "select volume_id from volume_risk where risk = 'critical' order by days_to_full, volume_id"
+            ).fetchall()
+        ]
+        snapshots = con.execute(
+            "select count(distinct snapshot_at) from volume_snapshots"
+        ).fetchone()
+    assert snapshots == (DAYS * 24,)
+    assert urgent and "Most urgent volumes" in printed and urgent[0] in printed
+    assert "Fleet" in printed and "make dev" in printed and "make sql" in printed
+    assert str(data / "reports" / "capacity.html") in printed
+    assert (data / "reports" / "capacity.html").stat().st_size > 10_000
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_run_records()
+        jobs = sorted({r.dagster_run.job_name for r in runs})
+        succeeded = {r.dagster_run.status for r in runs}
+    assert len(runs) == DAYS * 24 + 2  # every snapshot, one build, one report
+    assert jobs == ["build_job", "report_job", "snapshot_job"]
+    assert succeeded == {dg.DagsterRunStatus.SUCCESS}
+    assert "VOLCAP_API_TOKEN" not in printed
+
+
+def test_demo_refuses_a_data_dir_it_did_not_create(dirs: tuple[Path, Path]) -> None:
+    data, _ = dirs
+    (data / "lake").mkdir(parents=True)
+    with pytest.raises(demo.DemoError, match="not made by the demo"):
+        demo.run_demo(days=1, volumes=10, console=Console(file=io.StringIO()))
+    assert (data / "lake").exists()
