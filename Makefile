@@ -35,7 +35,7 @@ dev: install ## dagster dev on http://127.0.0.1:3000 (shows the demo's runs)
 	@mkdir -p "$(DAGSTER_HOME)"
 	$(UV) run --locked dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-sql: install ## open the warehouse read-only in the DuckDB CLI (queries: docs/querying.md)
+sql: install ## open the warehouse read-only in the DuckDB CLI (queries: README, "Querying and BI")
 	@test -f "$(VOLCAP_DATA_DIR)/warehouse.duckdb" || { echo "no warehouse at $(VOLCAP_DATA_DIR)/warehouse.duckdb: run make demo (or volcap build) first" >&2; exit 1; }
 	$(UV) run --locked duckdb -readonly "$(VOLCAP_DATA_DIR)/warehouse.duckdb"
 

@@ -344,7 +344,7 @@ def _run(
         f"  dagster    {dagster_home}  ({total_runs} runs recorded)\n"
         f"[bold]Next[/]\n"
         f"  make dev   the Dagster UI on http://127.0.0.1:3000 with these runs, assets and checks\n"
-        f"  make sql   the warehouse read-only in the DuckDB CLI (queries: docs/querying.md)"
+        f"  make sql   the warehouse read-only in the DuckDB CLI (queries: README, 'Querying and BI')"
     )
     total = time.monotonic() - started
     return (

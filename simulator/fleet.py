@@ -228,7 +228,9 @@ def _usage(p: _Params, t_us: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 def _mounts(p: _Params, t_us: int) -> np.ndarray:
     u = _unif(p.key, np.full(p.key.shape, t_us // HOUR_US), _SALT_MOUNT)
     limited = p.mmax >= 0
-    m = np.floor(u * u * np.where(limited, p.mmax + 1, 5)).astype(np.int64)
+    # Below the limit but for the few volumes pinned at it (at_limit): a fleet where many
+    # volumes cannot take one more mount would be an incident, not a baseline.
+    m = np.floor(u * u * np.where(limited, p.mmax, 5)).astype(np.int64)
     m = np.where(limited, np.minimum(m, p.mmax), m)
     return np.where(p.at_limit & limited, p.mmax, m)
 
@@ -304,7 +306,8 @@ class Fleet:
         rate = np.where(
             is_new,
             size * rng.uniform(0.002, 0.03, n),
-            u_ref / age_days * rng.lognormal(0.0, 0.6, n),
+            # capped: a real fleet has few volumes filling their quota within a month
+            np.fmin(u_ref / age_days * rng.lognormal(0.0, 0.6, n), size * 0.006),
         )
         kind = rng.random(n)
         rate = np.where(kind < 0.05, -rate * rng.uniform(0.1, 0.5, n), rate)  # shrinking
@@ -340,9 +343,11 @@ class Fleet:
         imax = np.ceil((u_ref / bpi + i_const) / inode_util / 1000.0) * 1000.0
         imax[rng.random(n) < 0.4] = np.nan
 
-        mmax = rng.choice(np.array([1, 2, 4, 8, 16, 64]), n).astype(np.int64)
+        mmax = rng.choice(
+            np.array([1, 2, 4, 8, 16, 64]), n, p=[0.05, 0.15, 0.3, 0.25, 0.15, 0.1]
+        ).astype(np.int64)
         mmax[rng.random(n) < 0.25] = -1
-        at_limit = rng.random(n) < 0.05
+        at_limit = rng.random(n) < 0.02
 
         flaky = rng.random(n) < 0.05
         p_err = np.where(flaky, 0.05, 0.002)
