@@ -1,9 +1,11 @@
-"""Benchmark a full warehouse build over a generated lake (N volumes x D days, hourly)."""
+"""Benchmark warehouse builds over a generated lake (N volumes x D days, hourly): a full build,
+and with --incremental, then one more hourly snapshot at a time, each followed by an
+incremental build."""
 
 from __future__ import annotations
 
 import argparse
-import resource
+import re
 import shutil
 import subprocess
 import sys
@@ -50,10 +52,27 @@ def generate_day(volumes: int, day: datetime, day_index: int) -> pl.DataFrame:
     ).cast(LAKE_SCHEMA)
 
 
+def lake_start(days: int) -> datetime:
+    """The first day of a lake of `days` days ending before today."""
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return end - timedelta(days=days)
+
+
+def add_snapshot(data_dir: Path, volumes: int, start: datetime, hour: int) -> Path:
+    """Write the lake's hourly snapshot `hour` hours after `start` as ingest would (one file)."""
+    instant = start + timedelta(hours=hour)
+    day = instant.replace(hour=0)
+    frame = generate_day(volumes, day, hour // 24).filter(pl.col("snapshot_at") == instant)
+    folder = data_dir / "lake" / "volume_snapshots" / f"snapshot_date={instant:%Y-%m-%d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{instant:%Y%m%dT%H%MZ}.parquet"
+    frame.write_parquet(path, compression="zstd", compression_level=1)
+    return path
+
+
 def generate(data_dir: Path, volumes: int, days: int) -> int:
     """Write the lake; returns the row count."""
-    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    start = end - timedelta(days=days)
+    start = lake_start(days)
     rows = 0
     for index in range(days):
         day = start + timedelta(days=index)
@@ -66,13 +85,33 @@ def generate(data_dir: Path, volumes: int, days: int) -> int:
 
 
 BUILD = """
-import sys
+import re, sys
 from pathlib import Path
 from pipelines.warehouse import build_warehouse
-result = build_warehouse(Path(sys.argv[1]))
+result = build_warehouse(Path(sys.argv[1]), full=sys.argv[2] == 'full')
 print(result.summary())
 print('seconds per step:', result.timings)
+status = Path('/proc/self/status').read_text()
+print('peak_rss_kib', re.search(r'VmHWM:\\s+(\\d+)', status).group(1))
 """
+
+
+def build(data_dir: Path, mode: str) -> tuple[float, float]:
+    """One build in a fresh process: (wall seconds, peak RSS MiB of that process alone).
+
+    Peak RSS is the child's own VmHWM: ru_maxrss would carry the parent's at fork.
+    """
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", BUILD, str(data_dir), mode],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    print(done.stdout.strip())
+    match = re.search(r"peak_rss_kib (\d+)", done.stdout)
+    return seconds, int(match.group(1)) / 1024 if match else float("nan")
 
 
 def main() -> None:
@@ -80,20 +119,39 @@ def main() -> None:
     parser.add_argument("--volumes", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--data-dir", type=Path, help="keep the lake here (default: a temp dir)")
+    parser.add_argument(
+        "--incremental",
+        type=int,
+        nargs="?",
+        const=2,
+        default=0,
+        metavar="SNAPSHOTS",
+        help="after the full build, add this many hourly snapshots (default 2: the first of a "
+        "new day, then one within it), each followed by an incremental build",
+    )
     args = parser.parse_args()
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="volcap-bench-"))
     try:
         started = time.perf_counter()
         rows = generate(data_dir, args.volumes, args.days)
         print(f"generated {rows:,} rows in {time.perf_counter() - started:.1f}s")
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", BUILD, str(data_dir)], check=True)
-        seconds = time.perf_counter() - started
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(
-            f"full build {args.volumes:,} volumes x {args.days} days: "
-            f"{seconds:.1f}s wall (whole process), peak RSS {peak_mib:,.0f} MiB"
-        )
+        size = f"{args.volumes:,} volumes x {args.days} days"
+        seconds, peak_mib = build(data_dir, "full")
+        figures = [
+            f"full build {size}: {seconds:.1f}s wall (whole process), peak RSS {peak_mib:,.0f} MiB"
+        ]
+        print(figures[-1])
+        for extra in range(args.incremental):
+            added = add_snapshot(
+                data_dir, args.volumes, lake_start(args.days), 24 * args.days + extra
+            )
+            seconds, peak_mib = build(data_dir, "incremental")
+            figures.append(
+                f"incremental build {size} + {added.stem}: {seconds:.1f}s wall (whole process), "
+                f"peak RSS {peak_mib:,.0f} MiB"
+            )
+            print(figures[-1])
+        print("\n".join(["", *figures]))
     finally:
         if args.data_dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)

@@ -6,18 +6,24 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from graphlib import TopologicalSorter
+from itertools import takewhile
 from pathlib import Path
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 #: Relations the engine provides before any model runs (not models themselves).
-SOURCES: frozenset[str] = frozenset({"lake_volume_snapshots", "previous_quota_forecast_history"})
+SOURCES: frozenset[str] = frozenset(
+    {"lake_volume_snapshots", "previous_quota_forecast_history", "volume_observations_before"}
+)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _LINE_COMMENT = re.compile(r"--[^\n]*")
 _BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
 _RELATION = re.compile(r"\b(?:from|join)\s+([a-z_][a-z0-9_]*)", re.IGNORECASE)
 _PARAMETER = re.compile(r"\$([a-z_][a-z0-9_]*)")
+#: `-- incremental: <column>` in a model's header: an incremental build deletes the rows whose
+#: <column> falls on or after $since and inserts what the model returns for those days.
+_INCREMENTAL = re.compile(r"^--\s*incremental:\s*([a-z_][a-z0-9_]*)\b", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,8 @@ class Model:
     deps: tuple[str, ...]
     sources: tuple[str, ...]
     parameters: tuple[str, ...]
+    #: the column an incremental build replaces rows by (from $since on); None: rebuilt whole
+    incremental: str | None = None
 
 
 def _header(text: str) -> str:
@@ -58,6 +66,8 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
         text = path.read_text()
         body = _strip_comments(text)
         relations = {m.lower() for m in _RELATION.findall(body)}
+        header = "\n".join(takewhile(lambda line: line.startswith("--"), text.splitlines()))
+        incremental = _INCREMENTAL.search(header)
         models[path.stem] = Model(
             name=path.stem,
             layer=path.parent.name,
@@ -67,7 +77,10 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
             deps=tuple(sorted((relations & names) - {path.stem})),
             sources=tuple(sorted(relations & SOURCES)),
             parameters=tuple(sorted(set(_PARAMETER.findall(body)))),
+            incremental=incremental.group(1) if incremental else None,
         )
+        if incremental and "since" not in models[path.stem].parameters:
+            raise ValueError(f"incremental model {path} does not use $since")
     order = TopologicalSorter({m.name: set(m.deps) for m in models.values()})
     return {name: models[name] for name in order.static_order()}
 

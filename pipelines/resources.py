@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dagster as dg
 
+from pipelines import settings
 from pipelines.client import VolumeApi
-from pipelines.assets.marts import WarehouseResource
 from pipelines.lake import DataDir
 
 DEFAULT_DATA_DIR = "./data"
 
 
-class LakeStore(dg.ConfigurableResource):
-    """The data dir: raw landing, lake, quarantine, warehouse and marts live under it."""
+def resolve_data_dir(configured: str = "") -> Path:
+    """The configured data dir, else `$VOLCAP_DATA_DIR` *at run time*, else ./data.
 
-    data_dir: str = DEFAULT_DATA_DIR
+    Resolved when a run uses it, not when the code location loads: a CLI, a test or the demo may
+    set VOLCAP_DATA_DIR after `pipelines.definitions` was imported.
+    """
+    return Path(configured or os.environ.get("VOLCAP_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
+class LakeStore(dg.ConfigurableResource):
+    """The data dir: raw landing, lake, quarantine, warehouse and marts live under it.
+    Empty `data_dir` means `$VOLCAP_DATA_DIR` (default ./data), read at run time."""
+
+    data_dir: str = ""
     #: A snapshot with more than this share of rows quarantined fails.
     max_quarantine_share: float = 0.01
     #: A snapshot with fewer volumes than this share of the median of the last
@@ -27,29 +38,37 @@ class LakeStore(dg.ConfigurableResource):
 
     @property
     def layout(self) -> DataDir:
-        return DataDir.at(self.data_dir)
+        return DataDir.at(resolve_data_dir(self.data_dir))
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """Where the lake and the warehouse live, and the snapshot cadence. Empty `data_dir` means
+    `$VOLCAP_DATA_DIR` (default ./data), read at run time."""
+
+    data_dir: str = ""
+    cadence_minutes: int = settings.DEFAULT_CADENCE_MINUTES
+
+    @property
+    def path(self) -> Path:
+        """The data directory as a Path."""
+        return resolve_data_dir(self.data_dir)
 
 
 def build_resources() -> dict[str, object]:
     """Every resource, configured from the environment (values resolve at run time, so the
     key never appears in run config, the UI or the event log)."""
-    data_dir: str | dg.EnvVar = DEFAULT_DATA_DIR
-    if os.environ.get("VOLCAP_DATA_DIR"):
-        data_dir = dg.EnvVar("VOLCAP_DATA_DIR")
     return {
         "volume_api": VolumeApi(
             base_url=dg.EnvVar("VOLCAP_API_URL"), token=dg.EnvVar("VOLCAP_API_TOKEN")
         ),
-        "lake": LakeStore(data_dir=data_dir),
-        "warehouse": WarehouseResource(data_dir=data_dir, cadence_minutes=cadence_minutes()),
+        "lake": LakeStore(),
+        "warehouse": WarehouseResource(cadence_minutes=cadence_minutes()),
     }
 
 
 def cadence_minutes() -> int:
     """Snapshot cadence from `VOLCAP_CADENCE_MINUTES` (default hourly)."""
-    from pipelines.settings import DEFAULT_CADENCE_MINUTES
-
-    return int(os.environ.get("VOLCAP_CADENCE_MINUTES") or DEFAULT_CADENCE_MINUTES)
+    return int(os.environ.get("VOLCAP_CADENCE_MINUTES") or settings.DEFAULT_CADENCE_MINUTES)
 
 
 def schedules_on_by_default() -> bool:

@@ -125,7 +125,7 @@ def run_build(
     result = job.execute_in_process(
         instance=dagster_instance or instance(),
         raise_on_error=False,
-        run_config=QUIET,
+        run_config={**QUIET, "ops": {"warehouse_models": {"config": {"full": full}}}},
         tags={"volcap/trigger": "cli", "volcap/full": str(full).lower()},
     )
     if not result.success:

@@ -1,15 +1,26 @@
-"""Build engine: run the SQL models into a fresh DuckDB file, verify it, swap it in atomically."""
+"""Build engine: run the SQL models into a new DuckDB file, verify it, swap it in atomically.
+
+A full build runs every model from the whole lake. An incremental build starts from a copy of
+the published warehouse, replaces the rows of the day-grained models from the first changed
+day on (found by comparing the lake's files with the manifest the last build stored) and
+rebuilds the other models whole; anything it cannot vouch for falls back to a full build.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import hashlib
+import logging
 import os
+import re
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
@@ -20,11 +31,27 @@ from pipelines import settings
 from pipelines.contract import LAKE_DUCKDB_TYPES
 from pipelines.models import Model, models
 
+log = logging.getLogger(__name__)
+
 WAREHOUSE_FILE = "warehouse.duckdb"
 LAKE_TABLE = "volume_snapshots"
+#: A file written by ingest for one snapshot instant, e.g. 20261127T0100Z.parquet.
+_SLUG_FILE = re.compile(r"^\d{8}T\d{4}Z\.parquet$")
 MARTS_DIR = "marts"
 FILE_MODE = 0o640
 DIR_MODE = 0o750
+
+#: DuckDB's memory limit for a build; past it, operators spill under the data dir.
+DEFAULT_MEMORY_LIMIT = "4GB"
+
+#: `$since` of a full build: every day is built.
+EPOCH = date(1970, 1, 1)
+#: The lake files a build read, (path under the lake table, day, size, mtime_ns, inode), and the
+#: build's models fingerprint and as_of: what the next build compares to find changed days.
+MANIFEST_TABLE = "_build_manifest"
+INFO_TABLE = "_build_info"
+#: Bump when the engine's incremental logic changes, so the next build is a full one.
+ENGINE_VERSION = 1
 
 #: Tables verified before publishing and exported to `marts/<table>.parquet`.
 PUBLIC_TABLES: tuple[str, ...] = (
@@ -100,14 +127,20 @@ class BuildResult:
     parquet: dict[str, Path] = field(default_factory=dict)
     #: seconds per model plus "export" (Parquet) — where a build's time goes
     timings: dict[str, float] = field(default_factory=dict)
+    #: "full", or "incremental" (day-grained rows rebuilt from `since` on)
+    mode: str = "full"
+    since: date | None = None
+    #: why an incremental build was not possible (empty when it was, or was not asked for)
+    full_reason: str = ""
 
     def summary(self) -> str:
         """One line for the CLI."""
+        how = f"incremental from {self.since}" if self.mode == "incremental" else "full"
         return (
             f"built {len(self.rows)} tables, {self.rows.get('volume_snapshots', 0):,} snapshot rows, "
             f"{self.rows.get('volume_risk', 0):,} active volumes "
             f"({self.critical} critical, {self.warning} warning) "
-            f"as of {self.as_of.isoformat()} in {self.seconds:.1f}s"
+            f"as of {self.as_of.isoformat()} in {self.seconds:.1f}s ({how})"
         )
 
 
@@ -134,31 +167,66 @@ def connect_published(data_dir: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(path), read_only=True)
 
 
-def create_lake_view(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
-    """Declare the lake source view `lake_volume_snapshots` with the contract's types.
+def _lake_file_groups(data_dir: Path, since: date = EPOCH) -> tuple[list[str], list[str]]:
+    """(files whose rows cannot be stored elsewhere, files that may share rows with another).
 
-    DuckDB cannot prepare a parameter inside CREATE VIEW, so the glob is bound into a session
-    variable and the (temporary) view reads it with getvariable().
+    Each lake file covers either one snapshot instant (`<slug>.parquet`, written by ingest) or,
+    for any other name (a compacted `day-<date>.parquet`), its whole day. Only files of the
+    same day folder can hold the same (volume_id, snapshot_at), and only if one of them is not
+    a single-instant file: a compacted day beside a late hourly rerun, or the moment between
+    compaction's rename and its removal of the hourly files. Files never hold a key twice
+    (ingest rejects duplicate ids, compaction dedups), so only the second group needs the
+    deduplicating window — found from names alone, without opening a file.
     """
-    glob = str(lake_dir(data_dir) / "snapshot_date=*" / "*.parquet")
-    con.execute("set variable lake_glob = ?", [glob])
+    unique: list[str] = []
+    overlapping: list[str] = []
+    for folder in sorted(lake_dir(data_dir).glob("snapshot_date=*")):
+        day = _folder_day(folder.name)
+        if day is not None and day < since:
+            continue
+        files = sorted(folder.glob("*.parquet"))
+        whole_day = [f for f in files if not _SLUG_FILE.match(f.name)]
+        (overlapping if len(files) > 1 and whole_day else unique).extend(str(f) for f in files)
+    return unique, overlapping
+
+
+def create_lake_view(con: duckdb.DuckDBPyConnection, data_dir: Path, since: date = EPOCH) -> None:
+    """Declare the lake source view `lake_volume_snapshots` with the contract's types, one row
+    per (volume_id, snapshot_at): a snapshot stored twice keeps the row observed last.
+
+    DuckDB cannot prepare a parameter inside CREATE VIEW, so the file lists are bound into
+    session variables and the (temporary) view reads them with getvariable(). With `since`,
+    only the day folders from that day on are listed (an incremental build reads no others).
+    """
+    unique, overlapping = _lake_file_groups(data_dir, since)
     columns = ",\n    ".join(
         f"cast({name} as {duckdb_type}) as {name}"
         for name, duckdb_type in LAKE_DUCKDB_TYPES.items()
     )
-    con.execute(
-        f"""
-        create or replace temp view lake_volume_snapshots as
-        select
-            {columns},
-            snapshot_date
-        from read_parquet(
-            getvariable('lake_glob'),
+    reader = """read_parquet(
+            getvariable('{var}'),
             hive_partitioning = true,
             union_by_name = true,
             hive_types = {{'snapshot_date': 'DATE'}}
+        )"""
+    parts = []
+    if unique or not overlapping:
+        # an empty lake keeps the glob, so reading it fails as it always did
+        empty = str(lake_dir(data_dir) / "snapshot_date=*" / "*.parquet")
+        con.execute("set variable lake_files_unique = ?", [unique or [empty]])
+        parts.append(
+            f"select {columns}, snapshot_date from {reader.format(var='lake_files_unique')}"
         )
-        """
+    if overlapping:
+        con.execute("set variable lake_files_overlapping = ?", [overlapping])
+        parts.append(
+            f"select {columns}, snapshot_date from {reader.format(var='lake_files_overlapping')}"
+            " qualify row_number() over ("
+            "partition by volume_id, snapshot_at order by observed_at desc nulls last) = 1"
+        )
+    con.execute(
+        "create or replace temp view lake_volume_snapshots as\n"
+        + "\nunion all\n".join(f"({part})" for part in parts)
     )
 
 
@@ -271,13 +339,22 @@ def forecast_problems(con: duckdb.DuckDBPyConnection, table: str = "quota_foreca
     )
 
 
-def _verify(con: duckdb.DuckDBPyConnection, rows: dict[str, int]) -> None:
+def _verify(
+    con: duckdb.DuckDBPyConnection, rows: dict[str, int], since: date | None = None
+) -> None:
+    """Refuse to publish a build with duplicate snapshots or forecasts that break sanity.
+
+    After an incremental build only the rebuilt days can hold duplicates: the caller has checked
+    that no rebuilt lake row falls before `since`, and the earlier rows were verified before.
+    """
     problems = []
     if rows["volume_snapshots"] == 0:
         problems.append("volume_snapshots is empty")
     duplicates = _scalar(
         con,
-        "select count(*) - count(distinct (volume_id, snapshot_at)) from volume_snapshots",
+        "select count(*) - count(distinct (volume_id, snapshot_at)) from volume_snapshots "
+        "where snapshot_at >= $since",
+        {"since": datetime.combine(since or EPOCH, datetime.min.time(), UTC)},
     )
     if duplicates:
         problems.append(f"{duplicates} duplicate (volume_id, snapshot_at) rows")
@@ -292,15 +369,242 @@ def _verify(con: duckdb.DuckDBPyConnection, rows: dict[str, int]) -> None:
         raise BuildError("verification failed: " + "; ".join(problems))
 
 
+def _folder_day(name: str) -> date | None:
+    """The day of a `snapshot_date=YYYY-MM-DD` folder (None for any other name)."""
+    key, _, value = name.partition("=")
+    if key != "snapshot_date":
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class _LakeFile:
+    day: date | None
+    size: int
+    mtime_ns: int
+    #: a rerun or a compaction writes a new file and renames it over: a new inode
+    inode: int
+
+
+def _lake_manifest(data_dir: Path) -> dict[str, _LakeFile]:
+    """Every lake file (by path under the lake table) with its day, size and mtime.
+
+    Taken before the lake is read: a file replaced while the build reads it gets a new mtime,
+    so the next build sees its day as changed (never the other way round).
+    """
+    root = lake_dir(data_dir)
+    manifest = {}
+    for path in lake_files(data_dir):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        relative = path.relative_to(root)
+        manifest[relative.as_posix()] = _LakeFile(
+            _folder_day(relative.parts[0]), stat.st_size, stat.st_mtime_ns, stat.st_ino
+        )
+    return manifest
+
+
+def _fingerprint() -> str:
+    """What the warehouse's tables depend on besides the lake: the models and the engine."""
+    digest = hashlib.sha256(f"engine {ENGINE_VERSION}\n{LAKE_DUCKDB_TYPES}\n".encode())
+    for model in models().values():
+        digest.update(f"{model.name}\n{model.sql}\n".encode())
+    return digest.hexdigest()
+
+
+class _FullBuildNeeded(Exception):
+    """An incremental build is not possible or not trustworthy; the message says why."""
+
+
+def _first_changed_day(
+    data_dir: Path, manifest: dict[str, _LakeFile], as_of: datetime | None, copy_to: Path
+) -> date:
+    """Copy the published warehouse to `copy_to` and return the first day to rebuild in it.
+
+    That day is the earliest of: a day whose lake files differ from the previous build's
+    manifest (added, removed, replaced, compacted), the previous build's as_of day (its rows
+    stop at that instant), and the requested as_of's day. The published file is attached
+    read-only during the copy: the shared lock keeps a writer out, so the copy is consistent.
+    """
+    published = warehouse_path(data_dir)
+    if not published.exists():
+        raise _FullBuildNeeded("no published warehouse")
+    if published.with_name(published.name + ".wal").exists():
+        raise _FullBuildNeeded("the published warehouse has a write-ahead log")
+    if any(entry.day is None for entry in manifest.values()):
+        raise _FullBuildNeeded("a lake file lies outside a snapshot_date=YYYY-MM-DD folder")
+    scratch = duckdb.connect()
+    try:
+        try:
+            scratch.execute("attach ? as previous (read_only)", [str(published)])
+        except duckdb.Error as error:
+            raise _FullBuildNeeded(f"cannot attach the published warehouse: {error}") from None
+        tables = {
+            row[0]
+            for row in scratch.execute(
+                "select table_name from duckdb_tables() where database_name = 'previous'"
+            ).fetchall()
+        }
+        if not {INFO_TABLE, MANIFEST_TABLE, *models()} <= tables:
+            raise _FullBuildNeeded("the published warehouse lacks a table (older engine)")
+        try:
+            info = scratch.execute(
+                f"select fingerprint, as_of from previous.{INFO_TABLE}"
+            ).fetchall()
+            if len(info) != 1 or info[0][0] != _fingerprint():
+                raise _FullBuildNeeded("the models or the engine changed since the last build")
+            previous_as_of: datetime = info[0][1]
+            previous = {
+                path: _LakeFile(day, size, mtime_ns, inode)
+                for path, day, size, mtime_ns, inode in scratch.execute(
+                    f"select path, day, size, mtime_ns, inode from previous.{MANIFEST_TABLE}"
+                ).fetchall()
+            }
+        except duckdb.Error as error:
+            raise _FullBuildNeeded(f"unreadable build manifest: {error}") from None
+        changed = {
+            (manifest.get(path) or previous[path]).day
+            for path in manifest.keys() | previous.keys()
+            if manifest.get(path) != previous.get(path)
+        }
+        candidates = {*changed, previous_as_of.astimezone(UTC).date()}
+        if as_of is not None:
+            candidates.add(as_of.astimezone(UTC).date())
+        since = min(day for day in candidates if day is not None)
+        if since <= min(entry.day for entry in manifest.values() if entry.day is not None):
+            raise _FullBuildNeeded(f"the lake changed from its first day ({since}) on")
+        shutil.copyfile(published, copy_to)
+        return since
+    finally:
+        scratch.close()
+
+
+def _write_manifest(
+    con: duckdb.DuckDBPyConnection, manifest: dict[str, _LakeFile], as_of: datetime
+) -> None:
+    paths = sorted(manifest)
+    con.execute(
+        f"create or replace table {MANIFEST_TABLE} as select "
+        "unnest($paths) as path, unnest($days) as day, "
+        "unnest($sizes) as size, unnest($mtimes) as mtime_ns, unnest($inodes) as inode",
+        {
+            "paths": paths,
+            "days": [manifest[p].day for p in paths],
+            "sizes": [manifest[p].size for p in paths],
+            "mtimes": [manifest[p].mtime_ns for p in paths],
+            "inodes": [manifest[p].inode for p in paths],
+        },
+    )
+    con.execute(
+        f"create or replace table {INFO_TABLE} as "
+        "select $fingerprint as fingerprint, $as_of as as_of",
+        {"fingerprint": _fingerprint(), "as_of": as_of},
+    )
+
+
+def _prepare_observations_before(
+    con: duckdb.DuckDBPyConnection, since: date | None, replaced: str | None
+) -> None:
+    """Fill the source `volume_observations_before`: for each reconciliation first seen before
+    `since` and seen again on or after it (before or after this build), its first sighting and
+    the number of its snapshots before `since`. Empty in a full build (`since` None).
+
+    `replaced` names a table of the (volume_id, reconciled_at) keys of the snapshot rows this
+    build removed, with their counts, taken before volume_snapshots was rebuilt.
+    """
+    con.execute(
+        """
+        create or replace temp table volume_observations_before (
+            volume_id varchar, reconciled_at timestamptz, used_bytes bigint,
+            inode_count bigint, first_seen_at timestamptz, snapshot_count bigint
+        )
+        """
+    )
+    if since is None or replaced is None:
+        return
+    con.execute(
+        f"""
+        insert into volume_observations_before
+        with
+        touched as (
+            select volume_id, reconciled_at, n from {replaced}
+            union all
+            select distinct volume_id, last_reconciled_at, 0 from volume_snapshots
+            where snapshot_at >= $since and last_reconciled_at is not null
+        ),
+        removed as (
+            select volume_id, reconciled_at, sum(n) as n from touched group by all
+        )
+        select
+            observations.volume_id, observations.reconciled_at, observations.used_bytes,
+            observations.inode_count, observations.first_seen_at,
+            observations.snapshot_count - removed.n
+        from volume_observations as observations
+        inner join removed
+            on observations.volume_id = removed.volume_id
+            and observations.reconciled_at = removed.reconciled_at
+        where observations.first_seen_at < $since
+            and observations.reconciled_at >= (select min(reconciled_at) from removed)
+        """,
+        {"since": since},
+    )
+
+
+def _replace_from(
+    con: duckdb.DuckDBPyConnection, model: Model, bindings: dict[str, Any], since: date
+) -> None:
+    """Delete a day-grained model's rows from `since` on and insert the model's rows for them."""
+    column = model.incremental
+    kind = _scalar(
+        con,
+        "select data_type from duckdb_columns() where database_name = current_database() "
+        "and schema_name = 'main' and table_name = ? and column_name = ?",
+        [model.name, column],
+    )
+    if kind is None:
+        raise _FullBuildNeeded(f"{model.name} has no column {column}")
+    bound: date | datetime = since
+    if kind.startswith("TIMESTAMP"):
+        bound = datetime(since.year, since.month, since.day, tzinfo=UTC)
+    con.execute(f'delete from "{model.name}" where "{column}" >= $since', {"since": bound})
+    if model.name == "volume_observations":
+        # reconciliations first seen earlier are rebuilt whole from their earlier part
+        con.execute(
+            """
+            delete from volume_observations
+            where (volume_id, reconciled_at) in (
+                select (volume_id, reconciled_at) from volume_observations_before
+            )
+            """
+        )
+    body = model.sql.strip().rstrip(";")
+    con.execute(
+        f'insert into "{model.name}" by name\n{body}',
+        {name: bindings[name] for name in model.parameters},
+    )
+
+
 def build_warehouse(
     data_dir: Path,
     *,
+    full: bool = False,
     as_of: datetime | None = None,
     params: ForecastParams | None = None,
     export_parquet: bool = True,
     lock_timeout: float = 600.0,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> BuildResult:
     """Build every model from the lake into a new file, verify, and publish it atomically.
+
+    Incremental unless `full` (or unless the published warehouse is missing, from an older
+    engine or other models, or the lake changed from its first day on): the new file starts as
+    a copy of the published one and only the days from the first changed one are rebuilt. An
+    incremental build that fails verification is retried as a full one.
 
     The published `warehouse.duckdb` is replaced with os.replace: readers holding the old file
     keep reading it; new connections see the new build. An empty lake raises EmptyLakeError
@@ -311,73 +615,180 @@ def build_warehouse(
     params = params or ForecastParams()
     if not lake_files(data_dir):
         raise EmptyLakeError(f"the lake has no snapshot files under {lake_dir(data_dir)}")
+    if as_of is not None and as_of.tzinfo is None:
+        raise BuildError("as_of must be timezone-aware")
 
     with _build_lock(data_dir, lock_timeout):
         _clean_stale(data_dir)
-        token = uuid.uuid4().hex
-        building = data_dir / f"{WAREHOUSE_FILE}.{token}.building"
-        marts_dir = data_dir / MARTS_DIR
-        staged: dict[str, tuple[Path, Path]] = {}
-        try:
-            con = duckdb.connect(str(building))
+        manifest = _lake_manifest(data_dir)
+        reason = "asked for a full build"
+        if not full:
             try:
-                os.chmod(building, FILE_MODE)
-                con.execute("set timezone = 'UTC'")
-                con.execute("set enable_progress_bar = false")
-                create_lake_view(con, data_dir)
-                if as_of is None:
-                    as_of = _scalar(con, "select max(snapshot_at) from lake_volume_snapshots")
-                    if as_of is None:
-                        raise EmptyLakeError(f"the lake under {lake_dir(data_dir)} has no rows")
-                elif as_of.tzinfo is None:
-                    raise BuildError("as_of must be timezone-aware")
-                as_of = as_of.astimezone(UTC)
-                _load_previous_history(con, data_dir)
-                bindings = params.bindings(as_of, datetime.now(UTC))
-                timings: dict[str, float] = {}
-                for model in models().values():
-                    step = time.perf_counter()
-                    run_model(con, model, bindings)
-                    timings[model.name] = round(time.perf_counter() - step, 3)
-                rows = {
-                    name: int(_scalar(con, f'select count(*) from "{name}"')) for name in models()
-                }
-                _verify(con, rows)
-                columns = {
-                    name: [
-                        (str(c[0]), str(c[1])) for c in con.execute(f'describe "{name}"').fetchall()
-                    ]
-                    for name in models()
-                }
-                risk_counts = dict(
-                    con.execute("select risk, count(*) from volume_risk group by risk").fetchall()
+                return _build(
+                    data_dir,
+                    manifest,
+                    started,
+                    as_of,
+                    params,
+                    export_parquet,
+                    memory_limit,
+                    incremental=True,
                 )
+            except _FullBuildNeeded as why:
+                reason = str(why)
+                log.info("full build: %s", reason)
+        result = _build(
+            data_dir,
+            manifest,
+            started,
+            as_of,
+            params,
+            export_parquet,
+            memory_limit,
+            incremental=False,
+        )
+        return dataclasses.replace(result, full_reason=reason)
+
+
+#: The oldest DuckDB release that must be able to open the warehouse.
+STORAGE_COMPATIBILITY = "v1.5.0"
+
+
+def _build(
+    data_dir: Path,
+    manifest: dict[str, _LakeFile],
+    started: float,
+    as_of: datetime | None,
+    params: ForecastParams,
+    export_parquet: bool,
+    memory_limit: str,
+    *,
+    incremental: bool,
+) -> BuildResult:
+    token = uuid.uuid4().hex
+    building = data_dir / f"{WAREHOUSE_FILE}.{token}.building"
+    marts_dir = data_dir / MARTS_DIR
+    staged: dict[str, tuple[Path, Path]] = {}
+    since: date | None = None
+    try:
+        timings: dict[str, float] = {}
+        if incremental:
+            step = time.perf_counter()
+            since = _first_changed_day(data_dir, manifest, as_of, building)
+            timings["copy"] = round(time.perf_counter() - step, 3)
+        spill = data_dir / f"{WAREHOUSE_FILE}.{token}.building.tmp"
+        con = duckdb.connect(
+            str(building),
+            config={
+                # beyond the limit DuckDB spills to disk instead of failing or swapping
+                "memory_limit": memory_limit,
+                "temp_directory": str(spill),
+                # no model relies on row order; keeping it costs memory in every CTAS
+                "preserve_insertion_order": False,
+                # readable by DuckDB 1.5 clients too: the DuckDB CLI on PyPI (`make sql`) and
+                # the DuckDB drivers BI tools bundle lag the Python package's 2.x format
+                "storage_compatibility_version": STORAGE_COMPATIBILITY,
+            },
+        )
+        try:
+            os.chmod(building, FILE_MODE)
+            con.execute("set timezone = 'UTC'")
+            con.execute("set enable_progress_bar = false")
+            create_lake_view(con, data_dir, since or EPOCH)
+            if as_of is None:
+                as_of = _scalar(con, "select max(snapshot_at) from lake_volume_snapshots")
+                if as_of is None:
+                    if since is not None:
+                        raise _FullBuildNeeded(f"no lake rows from {since} on")
+                    raise EmptyLakeError(f"the lake under {lake_dir(data_dir)} has no rows")
+            as_of = as_of.astimezone(UTC)
+            if since is not None and as_of.date() < since:
+                raise _FullBuildNeeded(f"as_of {as_of} falls before the first changed day")
+            if since is not None and _scalar(
+                con,
+                "select count(*) from lake_volume_snapshots where snapshot_at < $since",
+                {"since": datetime.combine(since, datetime.min.time(), UTC)},
+            ):
+                # rows kept from the previous build are those before `since`: these would
+                # duplicate them
+                raise _FullBuildNeeded(f"lake files from {since} on hold earlier snapshots")
+            step = time.perf_counter()
+            _load_previous_history(con, data_dir)
+            timings["history"] = round(time.perf_counter() - step, 3)
+            bindings = {
+                **params.bindings(as_of, datetime.now(UTC)),
+                "since": since or EPOCH,
+            }
+            replaced = None
+            if since is not None:
+                replaced = "replaced_observation_keys"
+                con.execute(
+                    f"""
+                    create temp table {replaced} as
+                    select volume_id, last_reconciled_at as reconciled_at, count(*) as n
+                    from volume_snapshots
+                    where snapshot_at >= $since and last_reconciled_at is not null
+                    group by all
+                    """,
+                    {"since": datetime(since.year, since.month, since.day, tzinfo=UTC)},
+                )
+            for model in models().values():
                 step = time.perf_counter()
-                if export_parquet:
-                    marts_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-                    for name in PUBLIC_TABLES:
-                        final = marts_dir / f"{name}.parquet"
-                        temporary = marts_dir / f"{name}.parquet.{token}.tmp"
-                        con.execute(
-                            f'copy "{name}" to $path (format parquet, compression zstd)',
-                            {"path": str(temporary)},
-                        )
-                        os.chmod(temporary, FILE_MODE)
-                        staged[name] = (temporary, final)
-                timings["export"] = round(time.perf_counter() - step, 3)
-                con.execute("checkpoint")
-            finally:
-                con.close()
-            published = warehouse_path(data_dir)
-            os.replace(building, published)
-            for temporary, final in staged.values():
-                os.replace(temporary, final)
-        except BaseException:
-            for leftover in data_dir.glob(f"{WAREHOUSE_FILE}.{token}.building*"):
-                _remove(leftover)
-            for temporary, _ in staged.values():
-                temporary.unlink(missing_ok=True)
-            raise
+                if "volume_observations_before" in model.sources:
+                    _prepare_observations_before(con, since, replaced)
+                if since is not None and model.incremental:
+                    _replace_from(con, model, bindings, since)
+                else:
+                    run_model(con, model, bindings)
+                timings[model.name] = round(time.perf_counter() - step, 3)
+            rows = {name: int(_scalar(con, f'select count(*) from "{name}"')) for name in models()}
+            try:
+                step = time.perf_counter()
+                _verify(con, rows, since)
+                timings["verify"] = round(time.perf_counter() - step, 3)
+            except BuildError as error:
+                if since is None:
+                    raise
+                log.warning("incremental build failed verification (%s)", error)
+                raise _FullBuildNeeded(f"incremental build failed verification: {error}") from None
+            _write_manifest(con, manifest, as_of)
+            columns = {
+                name: [(str(c[0]), str(c[1])) for c in con.execute(f'describe "{name}"').fetchall()]
+                for name in models()
+            }
+            risk_counts = dict(
+                con.execute("select risk, count(*) from volume_risk group by risk").fetchall()
+            )
+            step = time.perf_counter()
+            if export_parquet:
+                marts_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+                for name in PUBLIC_TABLES:
+                    final = marts_dir / f"{name}.parquet"
+                    temporary = marts_dir / f"{name}.parquet.{token}.tmp"
+                    con.execute(
+                        f'copy "{name}" to $path (format parquet, compression zstd)',
+                        {"path": str(temporary)},
+                    )
+                    os.chmod(temporary, FILE_MODE)
+                    staged[name] = (temporary, final)
+            timings["export"] = round(time.perf_counter() - step, 3)
+            step = time.perf_counter()
+            con.execute("checkpoint")
+            timings["checkpoint"] = round(time.perf_counter() - step, 3)
+        finally:
+            con.close()
+        if spill.exists():
+            _remove(spill)
+        published = warehouse_path(data_dir)
+        os.replace(building, published)
+        for temporary, final in staged.values():
+            os.replace(temporary, final)
+    except BaseException:
+        for leftover in data_dir.glob(f"{WAREHOUSE_FILE}.{token}.building*"):
+            _remove(leftover)
+        for temporary, _ in staged.values():
+            temporary.unlink(missing_ok=True)
+        raise
 
     return BuildResult(
         path=published,
@@ -389,6 +800,8 @@ def build_warehouse(
         seconds=time.perf_counter() - started,
         parquet={name: final for name, (_, final) in staged.items()},
         timings=timings,
+        mode="incremental" if since is not None else "full",
+        since=since,
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-
 from datetime import UTC, datetime
 
 from simulator.clock import iso, parse_instant

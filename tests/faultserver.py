@@ -95,7 +95,9 @@ class FaultServer:
                 headers[k.strip().lower()] = v.strip()
             self.seen.append(Seen(method, target, headers))
             if reply.mode == "reset":
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                conn.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                )
                 return
             lines = [f"HTTP/1.1 {reply.status} X"]
             hdrs = {"Date": reply.date or formatdate(usegmt=True), "Connection": "close"}

@@ -106,6 +106,22 @@ def test_build_succeeds_while_a_reader_holds_the_warehouse(world, tmp_path):
     first = volcap("build", env=env)
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("built ") and "critical" in first.stdout
+    # `make sql` opens it with the DuckDB CLI from PyPI, which lags the Python package's format.
+    cli = Path(sys.executable).parent / "duckdb"
+    shell = subprocess.run(
+        [
+            str(cli),
+            "-readonly",
+            str(data_dir / "warehouse.duckdb"),
+            "-c",
+            "select count(*) from volume_risk",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shell.returncode == 0, shell.stderr
+    assert "150" in shell.stdout or "count" in shell.stdout
     reader_script = textwrap.dedent(
         """
         import duckdb, sys, time

@@ -100,9 +100,8 @@ def test_backoff_grows_exponentially_with_jitter(tmp_path):
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_auth_failures_fail_at_once_naming_status_not_key(tmp_path, status):
-    with FaultServer([Reply(status, b"no")]) as srv:
-        with pytest.raises(ApiError) as err:
-            fetch(api(srv.url), tmp_path)
+    with FaultServer([Reply(status, b"no")]) as srv, pytest.raises(ApiError) as err:
+        fetch(api(srv.url), tmp_path)
     assert str(status) in str(err.value)
     assert TOKEN not in str(err.value)
     assert len(srv.seen) == 1
@@ -147,23 +146,24 @@ def test_oversized_body_without_content_length_is_cut_off(tmp_path):
     )
     chunked.headers.pop("Content-Length")
     # Without Content-Length the server streams until close.
-    with FaultServer(
-        [
-            Reply(
-                body=chunked.body,
-                headers={"Content-Type": "application/json", "Content-Length": "5002"},
-            )
-        ]
-    ) as srv:
-        with pytest.raises(ContractError):
-            fetch(api(srv.url, max_body_bytes=1000), tmp_path)
+    with (
+        FaultServer(
+            [
+                Reply(
+                    body=chunked.body,
+                    headers={"Content-Type": "application/json", "Content-Length": "5002"},
+                )
+            ]
+        ) as srv,
+        pytest.raises(ContractError),
+    ):
+        fetch(api(srv.url, max_body_bytes=1000), tmp_path)
 
 
 def test_a_drip_feeding_server_cannot_hold_the_fetch_past_its_deadline(tmp_path):
     drip = Reply(body=GOOD.body * 20, mode="drip", drip_every=0.02)
-    with FaultServer([drip]) as srv:
-        with pytest.raises(ApiError, match="deadline"):
-            fetch(api(srv.url, request_deadline=0.3, max_attempts=1), tmp_path)
+    with FaultServer([drip]) as srv, pytest.raises(ApiError, match="deadline"):
+        fetch(api(srv.url, request_deadline=0.3, max_attempts=1), tmp_path)
 
 
 def test_a_hanging_server_hits_the_read_timeout(tmp_path):

@@ -11,7 +11,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipelines.assets.marts import MART_ASSETS, MART_CHECKS, WarehouseResource, model_key
+from pipelines.assets.marts import MART_ASSETS, MART_CHECKS, model_key
+from pipelines.resources import WarehouseResource
 from pipelines.warehouse import (
     PUBLIC_TABLES,
     EmptyLakeError,

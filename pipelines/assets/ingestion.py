@@ -7,7 +7,7 @@ import dagster as dg
 from pipelines.client import VolumeApi
 from pipelines.contract import LAKE_SCHEMA
 from pipelines.ingest import land_raw, publish_lake
-from pipelines.partitions import snapshot_partitions, window_for_key
+from pipelines.partitions import window_for_key
 from pipelines.redaction import scrubbed_errors
 from pipelines.resources import LakeStore
 
@@ -15,7 +15,10 @@ LAKE_COLUMNS = dg.TableSchema(
     columns=[dg.TableColumn(name, str(dtype)) for name, dtype in LAKE_SCHEMA.items()]
 )
 
-def build_ingestion_assets(partitions: dg.TimeWindowPartitionsDefinition) -> list[dg.AssetsDefinition]:
+
+def build_ingestion_assets(
+    partitions: dg.TimeWindowPartitionsDefinition,
+) -> list[dg.AssetsDefinition]:
     """The two ingestion assets over the given snapshot partitions."""
 
     @dg.asset(

@@ -3,14 +3,13 @@
 # No `from __future__ import annotations`: Dagster inspects the context annotation at runtime.
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from pipelines import settings
 from pipelines import warehouse as engine
 from pipelines.models import models
+from pipelines.resources import WarehouseResource
 
 #: Warehouse tables sit under this key prefix: the lake asset is also called volume_snapshots.
 KEY_PREFIX = "warehouse"
@@ -18,16 +17,11 @@ KEY_PREFIX = "warehouse"
 LAKE_ASSET = dg.AssetKey("volume_snapshots")
 
 
-class WarehouseResource(dg.ConfigurableResource):
-    """Where the lake and the warehouse live ($VOLCAP_DATA_DIR), and the snapshot cadence."""
+class BuildConfig(dg.Config):
+    """Run config of a warehouse build."""
 
-    data_dir: str
-    cadence_minutes: int = settings.DEFAULT_CADENCE_MINUTES
-
-    @property
-    def path(self) -> Path:
-        """The data directory as a Path."""
-        return Path(self.data_dir)
+    #: rebuild every model from the whole lake instead of only the days that changed
+    full: bool = False
 
 
 def model_key(name: str) -> dg.AssetKey:
@@ -48,6 +42,8 @@ def _specs() -> list[dg.AssetSpec]:
                 description=model.description,
                 group_name=model.layer,
                 kinds={"duckdb", "sql"},
+                owners=["team:storage-capacity"],
+                tags={"layer": model.layer},
             )
         )
     return specs
@@ -72,10 +68,11 @@ def _risk_preview(rows: list[dict]) -> str:
 
 @dg.multi_asset(specs=_specs(), can_subset=False, name="warehouse_models")
 def warehouse_models(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, config: BuildConfig, warehouse: WarehouseResource
 ) -> Iterator[dg.MaterializeResult]:
-    """Build every SQL model into a new warehouse file and swap it in atomically."""
-    result = engine.build_warehouse(warehouse.path)
+    """Build every SQL model into a new warehouse file and swap it in atomically (only the days
+    that changed in the lake, unless the previous build is unusable or `full` is set)."""
+    result = engine.build_warehouse(warehouse.path, full=config.full)
     context.log.info(result.summary())
     with engine.connect_published(warehouse.path) as con:
         preview = _risk_preview(engine.top_at_risk(con))
@@ -87,6 +84,7 @@ def warehouse_models(
             ),
             "path": dg.MetadataValue.path(str(result.path)),
             "as_of": dg.MetadataValue.timestamp(result.as_of),
+            "build_mode": dg.MetadataValue.text(result.mode),
         }
         if name in result.parquet:
             metadata["parquet"] = dg.MetadataValue.path(str(result.parquet[name]))

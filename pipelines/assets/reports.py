@@ -7,7 +7,8 @@ import base64
 import dagster as dg
 
 from pipelines import report
-from pipelines.assets.marts import WarehouseResource, _risk_preview, model_key
+from pipelines.assets.marts import _risk_preview, model_key
+from pipelines.resources import WarehouseResource
 
 #: The warehouse tables the report reads.
 REPORT_INPUTS = (

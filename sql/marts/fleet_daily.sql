@@ -3,11 +3,13 @@
 -- identity, so hosts appear only as a diagnostic count.
 -- grain: day
 -- depends on: volume_daily
--- parameters: none
+-- parameters: $since (first day built; a full build binds the epoch)
+-- incremental: day (an incremental build replaces the rows from $since on)
 with
 
 volume_days as (
     select * from volume_daily
+    where day >= $since
 ),
 
 day_ends as (

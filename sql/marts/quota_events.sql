@@ -1,13 +1,32 @@
 -- Every change of a volume's limit (max_size_bytes, max_file_count or max_mounts) between two
 -- consecutive snapshots of that volume; null means unlimited, so a change to or from null counts.
 -- grain: (volume_id, limit_name, changed_at)
--- depends on: volume_snapshots
--- parameters: none
+-- depends on: volume_snapshots, volume_daily (each volume's last limits before $since)
+-- parameters: $since (first day built; a full build binds the epoch)
+-- incremental: changed_at (an incremental build replaces the rows from $since on)
 with
+
+earlier as (
+    -- a volume's last snapshot before $since is the end of its last day before it, so a change
+    -- at the first snapshot on or after $since is compared with it
+    select
+        volume_id,
+        max(last_snapshot_at) as snapshot_at,
+        arg_max_null(max_size_bytes, last_snapshot_at) as max_size_bytes,
+        arg_max_null(max_file_count, last_snapshot_at) as max_file_count,
+        arg_max_null(max_mounts, last_snapshot_at) as max_mounts
+    from volume_daily
+    where day < $since
+    group by volume_id
+),
 
 snapshots as (
     select volume_id, snapshot_at, max_size_bytes, max_file_count, max_mounts
     from volume_snapshots
+    where snapshot_at >= $since
+    union all
+    select volume_id, snapshot_at, max_size_bytes, max_file_count, max_mounts
+    from earlier
 ),
 
 compared as (
@@ -28,6 +47,7 @@ compared as (
 changed as (
     select * from compared
     where previous_snapshot_at is not null
+        and snapshot_at >= $since
         and (
             max_size_bytes is distinct from previous_max_size_bytes
             or max_file_count is distinct from previous_max_file_count

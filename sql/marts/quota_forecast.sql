@@ -28,20 +28,32 @@ current_usage as (
     from active_volumes
 ),
 
-points as (
-    -- x: days relative to as_of (negative = before it); y: the resource's usage
-    select volume_id, 'bytes' as resource, reconciled_at,
-        (epoch(reconciled_at) - epoch($as_of)) / 86400.0 as x, cast(used_bytes as double) as y
+observation_steps as (
+    -- each observation beside the one before it: one window over the observations rather than
+    -- one per resource over twice the rows (the sort is most of the forecast's cost)
+    select
+        *,
+        lag(used_bytes) over w as used_bytes_previous,
+        lag(inode_count) over w as inode_count_previous
     from observations
-    union all
-    select volume_id, 'inodes', reconciled_at,
-        (epoch(reconciled_at) - epoch($as_of)) / 86400.0, cast(inode_count as double)
-    from observations
+    window w as (partition by volume_id order by reconciled_at)
 ),
 
 steps as (
-    select *, lag(y) over (partition by volume_id, resource order by x) as y_previous
-    from points
+    -- x: days relative to as_of (negative = before it); y: the resource's usage
+    select volume_id, 'bytes' as resource, reconciled_at,
+        (epoch(reconciled_at) - epoch($as_of)) / 86400.0 as x, cast(used_bytes as double) as y,
+        cast(used_bytes_previous as double) as y_previous
+    from observation_steps
+    union all
+    select volume_id, 'inodes', reconciled_at,
+        (epoch(reconciled_at) - epoch($as_of)) / 86400.0, cast(inode_count as double),
+        cast(inode_count_previous as double)
+    from observation_steps
+),
+
+points as (
+    select volume_id, resource, reconciled_at, x, y from steps
 ),
 
 typical_steps as (
@@ -294,7 +306,12 @@ final as (
         end as full_at,
         case when days_low <= $max_forecast_days then days_low end as days_to_full_low,
         case when days_high <= $max_forecast_days then days_high end as days_to_full_high,
-        state,
+        -- a significant but immaterial rise (full beyond the horizon) is no real trend
+        case
+            when state = 'filling' and (days_point is null or days_point > $max_forecast_days)
+                then 'flat'
+            else state
+        end as state,
         case
             when days_point <= $critical_days then 'critical'
             when days_point <= $warning_days then 'warning'

@@ -2,18 +2,21 @@
 -- the day, utilization ratios (end-of-day usage over end-of-day quota; null when unlimited).
 -- grain: (volume_id, day)
 -- depends on: volume_snapshots
--- parameters: none
+-- parameters: $since (first day built; a full build binds the epoch)
+-- incremental: day (an incremental build replaces the rows from $since on)
 with
 
 snapshots as (
     select *, cast(snapshot_at as date) as day
     from volume_snapshots
+    where snapshot_at >= $since
 ),
 
 daily as (
     select
         volume_id,
         day,
+        min(snapshot_at) as first_snapshot_at,
         max(snapshot_at) as last_snapshot_at,
         count(*) as snapshot_count,
         arg_max(used_bytes, snapshot_at) as used_bytes_last,

@@ -2,34 +2,38 @@
 -- is in the latest snapshot (is_active) and, if not, the first snapshot it was missing from
 -- (deleted_at).
 -- grain: volume_id
--- depends on: volume_snapshots
+-- depends on: volume_daily, volume_snapshots
 -- parameters: none
+-- Sightings are counted from volume_daily (a row per volume-day instead of per snapshot), so
+-- the cost follows the number of volumes and days; volume_snapshots is read for the latest rows
+-- and the snapshot instants only.
 with
 
-snapshots as (
-    select * from volume_snapshots
-),
-
-snapshot_instants as (
-    select distinct snapshot_at from snapshots
+days as (
+    select * from volume_daily
 ),
 
 seen as (
     select
         volume_id,
-        min(snapshot_at) as first_seen,
-        max(snapshot_at) as last_seen,
-        count(*) as snapshot_count
-    from snapshots
+        min(first_snapshot_at) as first_seen,
+        max(last_snapshot_at) as last_seen,
+        cast(sum(snapshot_count) as bigint) as snapshot_count
+    from days
     group by volume_id
 ),
 
+snapshot_instants as (
+    select distinct snapshot_at from volume_snapshots
+    where snapshot_at > (select min(last_seen) from seen)
+),
+
 latest_state as (
-    select snapshots.*
-    from snapshots
+    select volume_snapshots.*
+    from volume_snapshots
     inner join seen
-        on snapshots.volume_id = seen.volume_id
-        and snapshots.snapshot_at = seen.last_seen
+        on volume_snapshots.volume_id = seen.volume_id
+        and volume_snapshots.snapshot_at = seen.last_seen
 ),
 
 disappearances as (

@@ -1,16 +1,24 @@
 -- One row per volume per reconciliation: usage is measured at last_reconciled_at, so a value
 -- seen again in later snapshots with the same reconciliation time is one observation, not two.
 -- grain: (volume_id, reconciled_at)
--- depends on: volume_snapshots
--- parameters: none
+-- depends on: volume_snapshots, volume_observations_before (source: what an incremental build
+--   keeps of the reconciliations it rebuilds, their snapshots before $since; empty in a full
+--   build)
+-- parameters: $since (first day built; a full build binds the epoch)
+-- incremental: first_seen_at (an incremental build replaces the rows from $since on, and the
+--   earlier reconciliations seen again on or after $since)
+-- A reconciliation can span days (a volume reconciled rarely, or stalled), so its rows from
+-- $since on are merged with what came before: the first sighting, and the usage measured at
+-- it, stay those of the earlier part; the counts add up.
 with
 
 snapshots as (
     select * from volume_snapshots
     where last_reconciled_at is not null
+        and snapshot_at >= $since
 ),
 
-final as (
+recent as (
     select
         volume_id,
         last_reconciled_at as reconciled_at,
@@ -20,6 +28,24 @@ final as (
         count(*) as snapshot_count
     from snapshots
     group by volume_id, last_reconciled_at
+),
+
+final as (
+    select
+        coalesce(earlier.volume_id, recent.volume_id) as volume_id,
+        coalesce(earlier.reconciled_at, recent.reconciled_at) as reconciled_at,
+        case when earlier.volume_id is null then recent.used_bytes else earlier.used_bytes end
+            as used_bytes,
+        case when earlier.volume_id is null then recent.inode_count else earlier.inode_count end
+            as inode_count,
+        coalesce(earlier.first_seen_at, recent.first_seen_at) as first_seen_at,
+        coalesce(earlier.snapshot_count, 0) + coalesce(recent.snapshot_count, 0)
+            as snapshot_count
+    from volume_observations_before as earlier
+    full outer join recent
+        on earlier.volume_id = recent.volume_id
+        and earlier.reconciled_at = recent.reconciled_at
+    where coalesce(earlier.snapshot_count, 0) + coalesce(recent.snapshot_count, 0) > 0
 )
 
 select * from final

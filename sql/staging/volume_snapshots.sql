@@ -1,9 +1,12 @@
 -- One row per volume per snapshot: the lake's columns and types, duplicates removed.
 -- grain: (volume_id, snapshot_at)
 -- depends on: lake_volume_snapshots (source view over the Parquet lake)
--- parameters: $as_of (snapshots after it are ignored, so a past build can be replayed)
--- A snapshot stored twice (a rerun, or an hourly file beside its day's compacted file)
--- keeps the row observed last.
+-- parameters: $as_of (snapshots after it are ignored, so a past build can be replayed),
+--   $since (first day built; a full build binds the epoch)
+-- incremental: snapshot_at (an incremental build replaces the rows from $since on)
+-- A snapshot stored twice (an hourly file beside its day's compacted file) keeps the row
+-- observed last: the source view deduplicates, and only across files that can overlap
+-- (pipelines/warehouse.py `create_lake_view`), so a lake without such files is never sorted.
 with
 
 lake as (
@@ -11,16 +14,8 @@ lake as (
     from lake_volume_snapshots
     -- the partition filter lets DuckDB skip whole days without opening their files
     where snapshot_date <= cast($as_of as date)
+        and snapshot_date >= $since
         and snapshot_at <= $as_of
-),
-
-deduplicated as (
-    select *
-    from lake
-    qualify row_number() over (
-        partition by volume_id, snapshot_at
-        order by observed_at desc nulls last
-    ) = 1
 ),
 
 final as (
@@ -39,7 +34,7 @@ final as (
         host_id,
         snapshot_at,
         observed_at
-    from deduplicated
+    from lake
 )
 
 select * from final

@@ -1,0 +1,257 @@
+"""Incremental builds: after any change to the lake, the same tables as a full build of it.
+
+Every scenario runs on two data dirs fed the same lake operations: one builds incrementally
+(the default), its twin with `full=True`. After each build every public table (and the staging
+observations) must hold the same rows; only quota_forecast_history's built_at may differ.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from pipelines.assets.marts import MART_ASSETS
+from pipelines.compaction import compact_day
+from pipelines.lake import DataDir
+from pipelines.resources import WarehouseResource
+from pipelines.warehouse import PUBLIC_TABLES, BuildResult, build_warehouse, warehouse_path
+from tests.lakegen import END, GIB, Volume, linear, noisy, snapshots, weekly, write_lake
+
+HOURS = 24 * 4  # four days ending at END (12:00)
+START = END - timedelta(hours=HOURS - 1)
+TABLES = (*PUBLIC_TABLES, "volume_observations")
+
+
+def fleet() -> list[Volume]:
+    """Volumes that cross day boundaries in every way a day-grained rebuild could get wrong."""
+    return [
+        Volume("steady", used=noisy(linear(100 * GIB, 5 * GIB), GIB, seed=1)),
+        Volume("cyclic", used=weekly(300 * GIB, 80 * GIB, 2 * GIB), max_size_bytes=None),
+        # one reconciliation spans several snapshots, and midnight
+        Volume("slow", used=linear(50 * GIB, 20 * GIB), reconcile_every_hours=5),
+        # reconciliation stops: one observation seen for days
+        Volume("stalled", used=linear(10 * GIB, 1 * GIB), stall_after_hour=30),
+        # limits change: quota events on either side of a rebuilt day's start
+        Volume(
+            "resized",
+            max_size_bytes=lambda day: 200 * GIB if day < 2.5 else 400 * GIB,
+            max_mounts=lambda day: None if 1 < day < 3 else 8,
+        ),
+        Volume("deleted", last_hour=50),
+        Volume("new", first_hour=60, unreconciled_hours=3),
+    ]
+
+
+def frame_until(hours: int) -> pl.DataFrame:
+    """The fleet's snapshots from START for `hours` hours."""
+    return snapshots(fleet(), hours=hours, end=START + timedelta(hours=hours - 1))
+
+
+def at(instant: datetime) -> pl.DataFrame:
+    frame = frame_until(HOURS + 24)
+    return frame.filter(pl.col("snapshot_at") == instant)
+
+
+def table(data_dir: Path, name: str) -> pl.DataFrame:
+    with duckdb.connect(str(warehouse_path(data_dir)), read_only=True) as con:
+        frame = con.sql(f'select * from "{name}"').pl()
+    if name == "quota_forecast_history":
+        frame = frame.drop("built_at")
+    if "full_at" in frame.columns:
+        # computed from a float number of days: compared as one
+        frame = frame.with_columns(pl.col("full_at").dt.epoch("us").cast(pl.Float64))
+    floats = [c for c, kind in frame.schema.items() if kind == pl.Float64]
+    exact = [c for c in frame.columns if c not in floats]
+    return frame.sort([*exact, *floats], nulls_last=True)
+
+
+def assert_same_rows(name: str, left: pl.DataFrame, right: pl.DataFrame) -> None:
+    """Equal rows; floats within 1e-6 of their column's scale, because parallel aggregation
+    is not bit-identical even between two full builds (a zero slope comes out as ±0.015)."""
+    assert left.schema == right.schema, name
+    assert left.height == right.height, name
+    floats = [c for c, kind in left.schema.items() if kind == pl.Float64]
+    assert_frame_equal(left.drop(floats), right.drop(floats)), name
+    for column in floats:
+        a, b = left[column], right[column]
+        assert (a.is_null() == b.is_null()).all(), (name, column)
+        scale = max(abs(a.max() or 0.0), abs(a.min() or 0.0), 1.0)
+        worst = (a - b).abs().max() or 0.0
+        assert worst <= 1e-6 * scale, (name, column, worst, scale)
+
+
+class Twins:
+    """Two data dirs given the same lake operations; `build` builds both and compares them."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.incremental = tmp_path / "incremental"
+        self.full = tmp_path / "full"
+        self.incremental.mkdir()
+        self.full.mkdir()
+
+    def each(self) -> tuple[Path, Path]:
+        return self.incremental, self.full
+
+    def write(self, frame: pl.DataFrame, *, name: str | None = None) -> None:
+        for data_dir in self.each():
+            write_lake(data_dir, frame, name=name)
+
+    def build(self, **kwargs: object) -> BuildResult:
+        result = build_warehouse(self.incremental, **kwargs)  # type: ignore[arg-type]
+        build_warehouse(self.full, full=True, **kwargs)  # type: ignore[arg-type]
+        for name in TABLES:
+            assert_same_rows(name, table(self.incremental, name), table(self.full, name))
+        return result
+
+
+@pytest.fixture
+def twins(tmp_path) -> Twins:
+    twins = Twins(tmp_path)
+    twins.write(frame_until(HOURS))
+    first = twins.build()
+    assert first.mode == "full"
+    assert first.full_reason == "no published warehouse"
+    return twins
+
+
+@pytest.mark.parametrize(
+    "extra_hours",
+    [1, 12, 13],
+    ids=["same-day", "last-hour-of-the-day", "first-snapshot-of-a-new-day"],
+)
+def test_new_snapshots_rebuild_from_the_last_built_day(twins, extra_hours):
+    for hour in range(extra_hours):
+        twins.write(at(END + timedelta(hours=hour + 1)))
+    result = twins.build()
+    assert (result.mode, result.since) == ("incremental", END.date())
+
+
+def test_a_rebuild_with_nothing_new_is_incremental_and_changes_nothing(twins):
+    result = twins.build()
+    assert (result.mode, result.since) == ("incremental", END.date())
+
+
+def test_a_rerun_of_an_earlier_partition_rebuilds_from_its_day(twins):
+    instant = START + timedelta(hours=30)  # the second day
+    rerun = at(instant).with_columns(
+        pl.col("used_bytes") + 3 * GIB,
+        pl.col("observed_at") + pl.duration(minutes=1),
+        last_reconciled_at=pl.col("snapshot_at") - pl.duration(minutes=1),
+    )
+    twins.write(rerun)
+    twins.write(at(END + timedelta(hours=1)))
+    result = twins.build()
+    assert (result.mode, result.since) == ("incremental", instant.date())
+
+
+def test_a_late_partition_rebuilds_from_its_day(tmp_path):
+    twins = Twins(tmp_path)
+    missing = START + timedelta(hours=40)
+    frame = frame_until(HOURS)
+    twins.write(frame.filter(pl.col("snapshot_at") != missing))
+    twins.build()
+    twins.write(frame.filter(pl.col("snapshot_at") == missing))
+    result = twins.build()
+    assert (result.mode, result.since) == ("incremental", missing.date())
+
+
+def test_a_compacted_day_rebuilds_from_that_day(twins):
+    day = (START + timedelta(days=2)).date()
+    for data_dir in twins.each():
+        assert compact_day(DataDir.at(data_dir), day) is not None
+    result = twins.build()
+    assert (result.mode, result.since) == ("incremental", day)
+
+
+def test_an_hourly_file_beside_its_compacted_day_is_deduplicated(twins):
+    day = (START + timedelta(days=1)).date()
+    for data_dir in twins.each():
+        compact_day(DataDir.at(data_dir), day)
+    twins.build()
+    late = START + timedelta(hours=30)  # in the compacted day
+    twins.write(at(late).with_columns(pl.col("observed_at") + pl.duration(minutes=9)))
+    result = twins.build()
+    assert (result.mode, result.since) == ("incremental", day)
+
+
+def test_a_deleted_partition_rebuilds_from_its_day(twins):
+    gone = START + timedelta(hours=70)
+    for data_dir in twins.each():
+        (
+            data_dir
+            / "lake"
+            / "volume_snapshots"
+            / f"snapshot_date={gone:%Y-%m-%d}"
+            / f"{gone:%Y%m%dT%H%MZ}.parquet"
+        ).unlink()
+    result = twins.build()
+    assert (result.mode, result.since) == ("incremental", gone.date())
+
+
+def test_an_earlier_as_of_rebuilds_from_its_day_and_a_later_one_catches_up(twins):
+    earlier = END - timedelta(hours=20)
+    result = twins.build(as_of=earlier)
+    assert (result.mode, result.since) == ("incremental", earlier.date())
+    result = twins.build()
+    assert (result.mode, result.since) == ("incremental", earlier.date())
+
+
+def test_a_change_on_the_first_day_falls_back_to_a_full_build(twins):
+    twins.write(at(START).with_columns(pl.col("used_bytes") + 1))
+    result = twins.build()
+    assert result.mode == "full"
+    assert "first day" in result.full_reason
+
+
+def test_a_deleted_warehouse_falls_back_to_a_full_build(twins):
+    twins.write(at(END + timedelta(hours=1)))
+    for data_dir in twins.each():
+        warehouse_path(data_dir).unlink()
+        shutil.rmtree(data_dir / "marts")
+    result = twins.build()
+    assert (result.mode, result.full_reason) == ("full", "no published warehouse")
+
+
+def test_a_warehouse_from_other_models_falls_back_to_a_full_build(twins):
+    with duckdb.connect(str(warehouse_path(twins.incremental))) as con:
+        con.execute("update _build_info set fingerprint = 'older models'")
+    result = twins.build()
+    assert result.mode == "full"
+    assert "models or the engine changed" in result.full_reason
+
+
+def test_full_is_honoured(twins):
+    result = build_warehouse(twins.incremental, full=True)
+    assert (result.mode, result.full_reason) == ("full", "asked for a full build")
+
+
+def test_the_build_asset_takes_full_from_run_config(twins):
+    def build(full: bool) -> str:
+        result = dg.materialize(
+            MART_ASSETS,
+            resources={"warehouse": WarehouseResource(data_dir=str(twins.incremental))},
+            run_config={"ops": {"warehouse_models": {"config": {"full": full}}}},
+        )
+        assert result.success
+        [event] = result.asset_materializations_for_node("warehouse_models")[:1]
+        return str(event.metadata["build_mode"].value)
+
+    assert (build(True), build(False)) == ("full", "incremental")
+
+
+def test_a_file_holding_snapshots_of_an_earlier_day_falls_back_to_a_full_build(twins):
+    instant = START + timedelta(hours=30)
+    stray = snapshots([Volume("stray")], hours=1, end=instant)
+    for data_dir in twins.each():
+        folder = data_dir / "lake" / "volume_snapshots" / f"snapshot_date={END:%Y-%m-%d}"
+        stray.write_parquet(folder / "stray.parquet")
+    result = twins.build()
+    assert result.mode == "full"
+    assert "hold earlier snapshots" in result.full_reason
