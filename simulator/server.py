@@ -213,9 +213,23 @@ def _handler_for(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
                 except (ValueError, TypeError, KeyError) as e:
                     self._error(400, "bad_request", str(e))
             elif url.path == "/v1/volumes":
-                self._error(405, "method_not_allowed", "use GET", Allow="GET")
+                self._not_allowed()
             else:
                 self._error(404, "not_found", f"no such path: {url.path}")
+
+        def _not_allowed(self) -> None:
+            """Any other method: 405 with the methods the path takes (http.server says 501)."""
+            self.sim_us = sim.clock.now_us()
+            self._drain()
+            url = urlsplit(self.path)
+            allow = "GET, POST" if url.path.startswith("/_sim/") else "GET"
+            self._error(405, "method_not_allowed", f"use {allow}", Allow=allow)
+
+        def __getattr__(self, name: str) -> Any:
+            # http.server looks up `do_<METHOD>`; every method but GET/POST/HEAD lands here.
+            if name.startswith("do_"):
+                return self._not_allowed
+            raise AttributeError(name)
 
         def _control_allowed(self) -> bool:
             if _is_loopback(self.client_address[0]):
