@@ -18,7 +18,6 @@ the old files before the swap.
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines import lake
-from pipelines.lake import DataDir
+from pipelines.lake import DataDir, fsync_dir
 
 COMPACTED_PREFIX = "day-"
 
@@ -130,7 +129,7 @@ def compact_day(
         for path in inputs:
             if path != final:
                 path.unlink(missing_ok=True)
-        _fsync_dir(folder)
+        fsync_dir(folder)
     return Compacted(
         day, final, len(inputs), int(rows[0]) if rows else 0, bytes_in, final.stat().st_size
     )
@@ -146,11 +145,3 @@ def compact_lake(
         if result is not None:
             done.append(result)
     return done
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

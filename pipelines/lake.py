@@ -148,22 +148,29 @@ class DataDir:
         """One writer per partition at a time, across processes (CLI, daemon, tests)."""
         _mkdir(self.locks)
         path = self.locks / f"{partition_slug(snapshot_at)}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-        try:
-            waited_until = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > waited_until:
-                        raise TimeoutError(
-                            f"another run holds partition {partition_slug(snapshot_at)}"
-                        ) from None
-                    time.sleep(0.05)
+        busy = f"another run holds partition {partition_slug(snapshot_at)}"
+        with exclusive_lock(path, timeout, TimeoutError(busy)):
             yield
-        finally:
-            os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, timeout: float, busy: Exception) -> Iterator[None]:
+    """An exclusive `flock` on `path`, waiting up to `timeout` seconds, else raising `busy`.
+    The kernel releases it when the holder dies, so a killed run never leaves it stuck."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise busy from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _pid_alive(pid: int) -> bool:
@@ -195,7 +202,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -210,7 +217,7 @@ def publish(staged: Path, final: Path) -> None:
     os.chmod(staged, FILE_MODE)
     _mkdir(final.parent)
     os.replace(staged, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
 
 
 def write_parquet(frame: pl.DataFrame, staged: Path) -> int:

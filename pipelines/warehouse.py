@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import logging
 import os
@@ -18,7 +17,6 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -29,17 +27,15 @@ import duckdb
 
 from pipelines import settings
 from pipelines.contract import LAKE_DUCKDB_TYPES
+from pipelines.lake import DIR_MODE, FILE_MODE, LAKE_TABLE, exclusive_lock
 from pipelines.models import Model, models
 
 log = logging.getLogger(__name__)
 
 WAREHOUSE_FILE = "warehouse.duckdb"
-LAKE_TABLE = "volume_snapshots"
 #: A file written by ingest for one snapshot instant, e.g. 20261127T0100Z.parquet.
 _SLUG_FILE = re.compile(r"^\d{8}T\d{4}Z\.parquet$")
 MARTS_DIR = "marts"
-FILE_MODE = 0o640
-DIR_MODE = 0o750
 
 #: DuckDB's memory limit for a build; past it, operators spill under the data dir.
 DEFAULT_MEMORY_LIMIT = "4GB"
@@ -242,23 +238,9 @@ def run_model(con: duckdb.DuckDBPyConnection, model: Model, bindings: dict[str, 
     )
 
 
-@contextlib.contextmanager
-def _build_lock(data_dir: Path, timeout: float) -> Iterator[None]:
+def _build_lock(data_dir: Path, timeout: float) -> contextlib.AbstractContextManager[None]:
     lock_path = Path(data_dir) / f"{WAREHOUSE_FILE}.lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise BuildError(f"another build holds {lock_path}") from None
-                time.sleep(0.2)
-        yield
-    finally:
-        os.close(fd)
+    return exclusive_lock(lock_path, timeout, BuildError(f"another build holds {lock_path}"))
 
 
 def _remove(path: Path) -> None:

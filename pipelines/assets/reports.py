@@ -9,18 +9,10 @@ import dagster as dg
 from pipelines import report
 from pipelines.assets.marts import _risk_preview, model_key
 from pipelines.resources import WarehouseResource
+from pipelines.warehouse import PUBLIC_TABLES
 
-#: The warehouse tables the report reads.
-REPORT_INPUTS = (
-    "volume_snapshots",
-    "volumes",
-    "volume_daily",
-    "fleet_daily",
-    "capacity_trends",
-    "quota_events",
-    "quota_forecast",
-    "volume_risk",
-)
+#: The warehouse tables the report reads: every public table but the forecast history.
+REPORT_INPUTS = tuple(t for t in PUBLIC_TABLES if t != "quota_forecast_history")
 
 
 @dg.asset(
