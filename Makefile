@@ -50,8 +50,9 @@ fmt: install ## format the code
 
 bench: install ## benchmarks (ingest, build) with their peers
 	$(UV) sync --locked --group bench
-	$(UV) run --locked --group bench python bench/ingest.py
-	$(UV) run --locked --group bench python bench/build.py
+	$(UV) run --locked --group bench python -m bench.ingest
+	$(UV) run --locked --group bench python -m bench.build --incremental
+	$(UV) run --locked --group bench python -m bench.compaction
 
 clean: ## remove generated data (keeps the environment)
 	rm -rf data/* .pytest_cache
