@@ -64,6 +64,29 @@ def failure_reason(result: Any) -> str:
     return "the run failed"
 
 
+def _execute(
+    job_name: str,
+    dagster_instance: dg.DagsterInstance | None,
+    *,
+    run_config: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Run one of the code location's jobs in process, quietly; RunFailed with the reason."""
+    from pipelines.definitions import defs
+
+    result = defs.resolve_job_def(job_name).execute_in_process(
+        instance=dagster_instance or instance(),
+        raise_on_error=False,
+        run_config={**QUIET, **(run_config or {})},
+        tags={"volcap/trigger": "cli", **(tags or {})},
+        **kwargs,
+    )
+    if not result.success:
+        raise RunFailed(failure_reason(result))
+    return result
+
+
 def _metadata(result: Any, node: str) -> dict[str, Any]:
     mats = result.asset_materializations_for_node(node)
     return {k: getattr(v, "value", v) for k, v in mats[-1].metadata.items()} if mats else {}
@@ -80,15 +103,7 @@ def run_snapshot(
     partitions = job.partitions_def
     assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
     key = key_for_instant(partitions, at)
-    result = job.execute_in_process(
-        partition_key=key,
-        instance=dagster_instance or instance(),
-        raise_on_error=False,
-        run_config=QUIET,
-        tags={"volcap/trigger": "cli"},
-    )
-    if not result.success:
-        raise RunFailed(failure_reason(result))
+    result = _execute("snapshot_job", dagster_instance, partition_key=key)
     raw = _metadata(result, "raw_volume_snapshots")
     lake = _metadata(result, "volume_snapshots")
     return SnapshotOutcome(
@@ -119,17 +134,12 @@ def run_build(
     *, full: bool = False, dagster_instance: dg.DagsterInstance | None = None
 ) -> BuildOutcome:
     """Materialize every warehouse model (and run their checks) through the build job."""
-    from pipelines.definitions import defs
-
-    job = defs.resolve_job_def("build_job")
-    result = job.execute_in_process(
-        instance=dagster_instance or instance(),
-        raise_on_error=False,
-        run_config={**QUIET, "ops": {"warehouse_models": {"config": {"full": full}}}},
-        tags={"volcap/trigger": "cli", "volcap/full": str(full).lower()},
+    result = _execute(
+        "build_job",
+        dagster_instance,
+        run_config={"ops": {"warehouse_models": {"config": {"full": full}}}},
+        tags={"volcap/full": str(full).lower()},
     )
-    if not result.success:
-        raise RunFailed(failure_reason(result))
     rows: dict[str, int] = {}
     critical = warning = 0
     for event in result.get_asset_materialization_events():
@@ -143,15 +153,5 @@ def run_build(
 
 def run_report(*, dagster_instance: dg.DagsterInstance | None = None) -> Path:
     """Materialize the capacity report through the report job; returns the report's path."""
-    from pipelines.definitions import defs
-
-    job = defs.resolve_job_def("report_job")
-    result = job.execute_in_process(
-        instance=dagster_instance or instance(),
-        raise_on_error=False,
-        run_config=QUIET,
-        tags={"volcap/trigger": "cli"},
-    )
-    if not result.success:
-        raise RunFailed(failure_reason(result))
+    result = _execute("report_job", dagster_instance)
     return Path(str(_metadata(result, "capacity_report")["path"]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -604,31 +605,16 @@ def build_warehouse(
         _clean_stale(data_dir)
         manifest = _lake_manifest(data_dir)
         reason = "asked for a full build"
+        build = functools.partial(
+            _build, data_dir, manifest, started, as_of, params, export_parquet, memory_limit
+        )
         if not full:
             try:
-                return _build(
-                    data_dir,
-                    manifest,
-                    started,
-                    as_of,
-                    params,
-                    export_parquet,
-                    memory_limit,
-                    incremental=True,
-                )
+                return build(incremental=True)
             except _FullBuildNeeded as why:
                 reason = str(why)
                 log.info("full build: %s", reason)
-        result = _build(
-            data_dir,
-            manifest,
-            started,
-            as_of,
-            params,
-            export_parquet,
-            memory_limit,
-            incremental=False,
-        )
+        result = build(incremental=False)
         return dataclasses.replace(result, full_reason=reason)
 
 
