@@ -16,10 +16,6 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
-class CommandFailed(RuntimeError):
-    """A command failed for a reason worth one line."""
-
-
 def _parse_instant(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
