@@ -24,7 +24,6 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines import lake
 from pipelines.lake import DataDir, fsync_dir
 
 COMPACTED_PREFIX = "day-"
@@ -83,6 +82,8 @@ def compact_day(
                     datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(hours=hour)
                 )
             )
+        if data.remote is not None:  # compact exactly what the bucket holds for the day
+            data.remote.pull(folder)
         inputs = sorted(folder.glob("*.parquet"))
         if not inputs or inputs == [final]:
             return None
@@ -125,10 +126,10 @@ def compact_day(
                     leftover.unlink()
                 spill.rmdir()
         bytes_in = sum(p.stat().st_size for p in inputs)
-        lake.publish(staged, final)
+        data.publish(staged, final)
         for path in inputs:
             if path != final:
-                path.unlink(missing_ok=True)
+                data.remove(path)
         fsync_dir(folder)
     return Compacted(
         day, final, len(inputs), int(rows[0]) if rows else 0, bytes_in, final.stat().st_size
@@ -140,6 +141,7 @@ def compact_lake(
 ) -> list[Compacted]:
     """Compact every closed day that still has more than its compacted file."""
     done = []
+    data.pull_lake()
     for day in closed_days(data, now=now):
         result = compact_day(data, day, **kwargs)  # type: ignore[arg-type]
         if result is not None:

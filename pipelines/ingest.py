@@ -21,7 +21,7 @@ import polars as pl
 
 from pipelines import lake
 from pipelines.client import FetchResult, VolumeApi
-from pipelines.lake import DataDir, partition_slug
+from pipelines.lake import DataDir, UnsafePath, partition_slug
 from pipelines.normalize import Normalized, SnapshotRejected, normalize
 
 log = logging.getLogger(__name__)
@@ -220,9 +220,9 @@ def _land_raw(
                 sidecar,
             )
             raw_path = data.raw_body_for(window.start, fetched.sha256)
-            lake.publish(staged_raw, raw_path)
+            data.publish(staged_raw, raw_path)
             # The sidecar is the commit point: until it lands, the previous pair stands.
-            lake.publish(sidecar, data.raw_sidecar(window.start))
+            data.publish(sidecar, data.raw_sidecar(window.start))
         except BaseException:
             _discard(*staged)
             raise
@@ -245,6 +245,10 @@ def _publish_lake(
 ) -> LakePublish:
     with data.partition_lock(snapshot_at):
         sidecar_path = data.raw_sidecar(snapshot_at)
+        if data.remote is not None:  # a fresh cache replays from the bucket's raw landing
+            data.remote.fetch_missing([sidecar_path])
+            with contextlib.suppress(FileNotFoundError, UnsafePath, ValueError):
+                data.remote.fetch_missing([data.raw_body(snapshot_at)])
         try:
             raw_path = data.raw_body(snapshot_at)
         except FileNotFoundError:
@@ -274,12 +278,11 @@ def _publish_lake(
         quarantine_path = None
         if staged_quarantine:
             quarantine_path = data.quarantine_file(snapshot_at)
-            lake.publish(staged_quarantine[-1], quarantine_path)
+            data.publish(staged_quarantine[-1], quarantine_path)
         else:
-            with contextlib.suppress(FileNotFoundError):
-                data.quarantine_file(snapshot_at).unlink()
+            data.remove(data.quarantine_file(snapshot_at))
         final = data.lake_file(snapshot_at)
-        lake.publish(staged_lake, final)
+        data.publish(staged_lake, final)
         _discard(*staged[:-1], *staged_quarantine[:-1])
     return LakePublish(final, rows, final.stat().st_size, replayed, report, quarantine_path)
 

@@ -12,12 +12,14 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+
+from pipelines.objectstore import Remote
 
 LAKE_TABLE = "volume_snapshots"
 _SLUG = re.compile(r"^\d{8}T\d{4}Z$")
@@ -40,10 +42,31 @@ class DataDir:
     """The layout of `$VOLCAP_DATA_DIR`."""
 
     root: Path
+    #: With a remote (`VOLCAP_DATA_DIR=s3://…`), `root` is the local working copy and every
+    #: publish and removal goes to the object store first (see `pipelines/objectstore.py`).
+    remote: Remote | None = field(default=None, compare=False)
 
     @classmethod
-    def at(cls, root: str | os.PathLike[str]) -> DataDir:
-        return cls(Path(root).expanduser().resolve())
+    def at(cls, root: str | os.PathLike[str], remote: Remote | None = None) -> DataDir:
+        return cls(Path(root).expanduser().resolve(), remote)
+
+    # -- publishing ---------------------------------------------------------------------------
+    def publish(self, staged: Path, final: Path) -> None:
+        """Publish a staged file: upload it (if remote), then rename it into place locally."""
+        if self.remote is not None:
+            self.remote.put(staged, final)
+        publish(staged, final)
+
+    def remove(self, path: Path) -> None:
+        """Remove a published file: from the object store (if remote), then locally."""
+        if self.remote is not None:
+            self.remote.delete(path)
+        path.unlink(missing_ok=True)
+
+    def pull_lake(self) -> None:
+        """Bring the cached lake in line with the object store (no-op without a remote)."""
+        if self.remote is not None:
+            self.remote.pull(self.lake)
 
     # -- layout -------------------------------------------------------------------------------
     @property
@@ -110,7 +133,7 @@ class DataDir:
         removed = 0
         for body in folder.glob(f"{partition_slug(snapshot_at)}.*.json.zst"):
             if body.name != keep:
-                body.unlink(missing_ok=True)
+                self.remove(body)
                 removed += 1
         return removed
 

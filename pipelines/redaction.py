@@ -23,11 +23,16 @@ def register_secret(secret: str) -> None:
             _registered.add(secret)
 
 
+#: Environment variables whose values are secrets wherever they appear.
+SECRET_ENV = ("VOLCAP_API_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
 def _secrets() -> list[str]:
-    token = os.environ.get("VOLCAP_API_TOKEN", "")
     found = set(_registered)
-    if len(token) >= 4:
-        found.add(token)
+    for name in SECRET_ENV:
+        value = os.environ.get(name, "")
+        if len(value) >= 4:
+            found.add(value)
     return sorted(found, key=len, reverse=True)
 
 

@@ -7,20 +7,36 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines import settings
+from pipelines import objectstore, settings
 from pipelines.client import VolumeApi
 from pipelines.lake import DataDir
 
 DEFAULT_DATA_DIR = "./data"
 
 
+def _configured(configured: str = "") -> str:
+    return configured or os.environ.get("VOLCAP_DATA_DIR") or DEFAULT_DATA_DIR
+
+
 def resolve_data_dir(configured: str = "") -> Path:
-    """The configured data dir, else `$VOLCAP_DATA_DIR` *at run time*, else ./data.
+    """The local data dir: the configured one, else `$VOLCAP_DATA_DIR` *at run time*, else
+    ./data; for an object-store URL (`s3://bucket/prefix`), its local working copy.
 
     Resolved when a run uses it, not when the code location loads: a CLI, a test or the demo may
     set VOLCAP_DATA_DIR after `pipelines.definitions` was imported.
     """
-    return Path(configured or os.environ.get("VOLCAP_DATA_DIR") or DEFAULT_DATA_DIR)
+    value = _configured(configured)
+    return objectstore.cache_dir(value) if objectstore.is_remote(value) else Path(value)
+
+
+def resolve_layout(configured: str = "") -> DataDir:
+    """The data dir's layout, with its object-store mirror when the data dir is a URL."""
+    value = _configured(configured)
+    root = resolve_data_dir(value)
+    remote = (
+        objectstore.Remote.open(value, root.resolve()) if objectstore.is_remote(value) else None
+    )
+    return DataDir.at(root, remote)
 
 
 class LakeStore(dg.ConfigurableResource):
@@ -38,7 +54,7 @@ class LakeStore(dg.ConfigurableResource):
 
     @property
     def layout(self) -> DataDir:
-        return DataDir.at(resolve_data_dir(self.data_dir))
+        return resolve_layout(self.data_dir)
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -50,8 +66,13 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @property
     def path(self) -> Path:
-        """The data directory as a Path."""
+        """The (local) data directory as a Path."""
         return resolve_data_dir(self.data_dir)
+
+    @property
+    def layout(self) -> DataDir:
+        """The data dir's layout, with its object-store mirror if it has one."""
+        return resolve_layout(self.data_dir)
 
 
 def build_resources() -> dict[str, object]:

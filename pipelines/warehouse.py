@@ -30,6 +30,7 @@ from pipelines import settings
 from pipelines.contract import LAKE_DUCKDB_TYPES
 from pipelines.lake import DIR_MODE, FILE_MODE, LAKE_TABLE, exclusive_lock
 from pipelines.models import Model, models
+from pipelines.objectstore import Remote
 
 log = logging.getLogger(__name__)
 
@@ -581,6 +582,7 @@ def build_warehouse(
     export_parquet: bool = True,
     lock_timeout: float = 600.0,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    remote: Remote | None = None,
 ) -> BuildResult:
     """Build every model from the lake into a new file, verify, and publish it atomically.
 
@@ -592,10 +594,18 @@ def build_warehouse(
     The published `warehouse.duckdb` is replaced with os.replace: readers holding the old file
     keep reading it; new connections see the new build. An empty lake raises EmptyLakeError
     and leaves any published warehouse untouched (an empty build would hide the last good one).
+
+    With a `remote` (the data dir is an object-store URL), the cached lake is first brought in
+    line with the bucket, and the verified build is uploaded (marts, then `warehouse.duckdb`)
+    before it replaces the local one: a refused upload leaves both as they were.
     """
     started = time.perf_counter()
     data_dir = Path(data_dir)
     params = params or ForecastParams()
+    if remote is not None:
+        remote.pull(lake_dir(data_dir))
+        # a fresh cache starts from the bucket's warehouse: it carries the forecast history
+        remote.fetch_missing([warehouse_path(data_dir)])
     if not lake_files(data_dir):
         raise EmptyLakeError(f"the lake has no snapshot files under {lake_dir(data_dir)}")
     if as_of is not None and as_of.tzinfo is None:
@@ -606,7 +616,15 @@ def build_warehouse(
         manifest = _lake_manifest(data_dir)
         reason = "asked for a full build"
         build = functools.partial(
-            _build, data_dir, manifest, started, as_of, params, export_parquet, memory_limit
+            _build,
+            data_dir,
+            manifest,
+            started,
+            as_of,
+            params,
+            export_parquet,
+            memory_limit,
+            remote,
         )
         if not full:
             try:
@@ -630,6 +648,7 @@ def _build(
     params: ForecastParams,
     export_parquet: bool,
     memory_limit: str,
+    remote: Remote | None,
     *,
     incremental: bool,
 ) -> BuildResult:
@@ -748,6 +767,12 @@ def _build(
         if spill.exists():
             _remove(spill)
         published = warehouse_path(data_dir)
+        if remote is not None:
+            step = time.perf_counter()
+            for temporary, final in staged.values():
+                remote.put(temporary, final)
+            remote.put(building, published)  # last: the warehouse is the build's commit point
+            timings["upload"] = round(time.perf_counter() - step, 3)
         os.replace(building, published)
         for temporary, final in staged.values():
             os.replace(temporary, final)

@@ -72,7 +72,9 @@ def warehouse_models(
 ) -> Iterator[dg.MaterializeResult]:
     """Build every SQL model into a new warehouse file and swap it in atomically (only the days
     that changed in the lake, unless the previous build is unusable or `full` is set)."""
-    result = engine.build_warehouse(warehouse.path, full=config.full)
+    result = engine.build_warehouse(
+        warehouse.path, full=config.full, remote=warehouse.layout.remote
+    )
     context.log.info(result.summary())
     with engine.connect_published(warehouse.path) as con:
         preview = _risk_preview(engine.top_at_risk(con))

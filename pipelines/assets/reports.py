@@ -31,6 +31,10 @@ def capacity_report(
     events, status over time and data freshness. Reads the published warehouse read-only and
     replaces the file atomically."""
     written = report.write_report(warehouse.path, cadence_minutes=warehouse.cadence_minutes)
+    remote = warehouse.layout.remote
+    if remote is not None:
+        for path in (written.chart_path, written.path):
+            remote.put(path, path)
     data = written.data
     chart = base64.b64encode(written.chart_svg.encode()).decode()
     context.log.info(f"report written to {written.path}")
