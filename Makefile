@@ -5,7 +5,14 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 export VOLCAP_DATA_DIR ?= $(CURDIR)/data
-export DAGSTER_HOME ?= $(VOLCAP_DATA_DIR)/dagster_home
+# with an object-store data dir (s3://bucket/prefix) the local files live in its cache
+ifneq ($(filter s3://%,$(VOLCAP_DATA_DIR)),)
+export VOLCAP_CACHE_DIR ?= $(CURDIR)/data/cache
+LOCAL_DATA_DIR := $(VOLCAP_CACHE_DIR)
+else
+LOCAL_DATA_DIR := $(VOLCAP_DATA_DIR)
+endif
+export DAGSTER_HOME ?= $(LOCAL_DATA_DIR)/dagster_home
 
 .PHONY: help install demo test reliability dev lint fmt sql bench clean
 
@@ -36,8 +43,8 @@ dev: install ## dagster dev on http://127.0.0.1:3000 (shows the demo's runs)
 	$(UV) run --locked dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 sql: install ## open the warehouse read-only in the DuckDB CLI (queries: README, "Querying and BI")
-	@test -f "$(VOLCAP_DATA_DIR)/warehouse.duckdb" || { echo "no warehouse at $(VOLCAP_DATA_DIR)/warehouse.duckdb: run make demo (or volcap build) first" >&2; exit 1; }
-	$(UV) run --locked duckdb -readonly "$(VOLCAP_DATA_DIR)/warehouse.duckdb"
+	@test -f "$(LOCAL_DATA_DIR)/warehouse.duckdb" || { echo "no warehouse at $(LOCAL_DATA_DIR)/warehouse.duckdb: run make demo (or volcap build) first" >&2; exit 1; }
+	$(UV) run --locked duckdb -readonly "$(LOCAL_DATA_DIR)/warehouse.duckdb"
 
 lint: install ## ruff (lint + format check) and mypy
 	$(UV) run --locked ruff check .

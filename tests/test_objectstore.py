@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from pipelines.compaction import compact_lake
+from pipelines.ingest import publish_lake
 from pipelines.resources import resolve_layout
 from simulator import DEFAULT_START
 from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, RefusingProxy
@@ -207,3 +208,17 @@ def test_compaction_replaces_the_hourly_objects_with_one_day_object(world, s3):
     ]
     assert done[0].rows == rows
     assert sorted(cached_lake(cache)) == [k.removeprefix(prefix + "/") for k in objects]
+
+
+def test_a_partition_replays_from_the_raw_body_in_the_bucket(world, s3):
+    sim, env, prefix, cache = world
+    at = DAY + timedelta(hours=13, minutes=10)
+    assert ingest(sim, env, at).returncode == 0
+    key = f"{prefix}/lake/volume_snapshots/snapshot_date=2025-01-08/20250108T1300Z.parquet"
+    landed = pl.read_parquet(s3.read(key))
+    shutil.rmtree(cache)  # a new machine: only the bucket knows the raw body
+
+    published = publish_lake(resolve_layout(), at.replace(minute=0))
+    assert published.replayed
+    assert pl.read_parquet(s3.read(key)).equals(landed)
+    assert pl.read_parquet(published.path).equals(landed)
