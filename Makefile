@@ -55,11 +55,12 @@ fmt: install ## format the code
 	$(UV) run --locked ruff format .
 	$(UV) run --locked ruff check --fix .
 
-bench: install ## benchmarks (ingest, build) with their peers
+bench: install ## benchmarks (ingest, build, compaction, object store) with their peers
 	$(UV) sync --locked --group bench
 	$(UV) run --locked --group bench python -m bench.ingest
 	$(UV) run --locked --group bench python -m bench.build --incremental
 	$(UV) run --locked --group bench python -m bench.compaction
+	$(UV) run --locked --group bench python -m bench.objectstore
 
 clean: ## remove generated data (keeps the environment)
 	rm -rf data/* .pytest_cache
