@@ -3,7 +3,10 @@ disk, against a real S3-compatible server (moto) on loopback, and a refused writ
 
 from __future__ import annotations
 
+import json
+import random
 import shutil
+import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +19,8 @@ from pipelines.compaction import compact_lake
 from pipelines.ingest import publish_lake
 from pipelines.resources import resolve_layout
 from simulator import DEFAULT_START
+from tests.reliability import harness as h
+from tests.reliability.score import record
 from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, RefusingProxy
 from tests.test_cli import volcap
 
@@ -173,6 +178,7 @@ def test_a_refused_lake_write_fails_the_ingest_and_loses_nothing(world, s3, prox
     assert set(after) - set(bucket_before) == {
         f"{prefix}/lake/volume_snapshots/snapshot_date=2025-01-08/20250108T0700Z.parquet"
     }
+    record("object store refuses a write", injected=1, survived=1, rows_lost=0, canary_hits=0)
 
 
 def test_a_refused_warehouse_upload_keeps_the_published_warehouse(world, s3, proxy):
@@ -192,6 +198,7 @@ def test_a_refused_warehouse_upload_keeps_the_published_warehouse(world, s3, pro
     assert not list(cache.glob("warehouse.duckdb.*.building*")), (
         "a failed build leaves no leftovers"
     )
+    record("object store refuses a write", injected=1, survived=1, rows_lost=0, canary_hits=0)
 
 
 def test_compaction_replaces_the_hourly_objects_with_one_day_object(world, s3):
@@ -222,3 +229,61 @@ def test_a_partition_replays_from_the_raw_body_in_the_bucket(world, s3):
     assert published.replayed
     assert pl.read_parquet(s3.read(key)).equals(landed)
     assert pl.read_parquet(published.path).equals(landed)
+
+
+def test_killed_ingests_never_leave_a_partial_or_unreadable_object(world, s3, tmp_path, simulator):
+    """SIGKILL writers at random instants and just before each rename (each after its upload):
+    every lake object stays readable, and the next run converges bucket and cache."""
+    _, env, prefix, cache = world
+    sim = simulator(volumes=120, seed=11, token=h.CANARY)  # the harness's key
+    rng = random.Random(7)
+    (tmp_path / "cwd").mkdir()
+    at = DAY + timedelta(hours=14, minutes=5)
+    job = {
+        "kind": "ingest",
+        "url": sim.url,
+        "data_dir": env["VOLCAP_DATA_DIR"],
+        "env": env,
+        "cwd": str(tmp_path / "cwd"),
+    }
+    sim.set_clock(at)
+    assert h.run_to_end({**job, "at": at.isoformat()}) == 0
+    started = h.now()
+    assert h.run_to_end({**job, "at": at.isoformat()}) == 0
+    duration = h.now() - started
+
+    kills = 0
+    for i in range(8):
+        at = DAY + timedelta(hours=14 + i % 2, minutes=6 + i)
+        sim.set_clock(at)  # a later instant: a different body replaces the partition
+        attempt = {**job, "at": at.isoformat()}
+        if i % 2:
+            code = h.run_to_end({**attempt, "die_at_replace": rng.randint(1, 3)})
+        else:
+            code = h.kill_after(attempt, rng.uniform(0, duration))
+        kills += code == -signal.SIGKILL
+        for key in lake_objects(s3, prefix):
+            frame = pl.read_parquet(s3.read(key))  # a partial object would not parse
+            assert frame["volume_id"].is_unique().all(), key
+        h.ingest(sim.url, env["VOLCAP_DATA_DIR"], at)  # the next run succeeds
+        layout, hour = resolve_layout(), at.replace(minute=0)
+        assert layout.remote is not None
+        sidecar = json.loads(s3.read(f"{prefix}/{layout.remote.key(layout.raw_sidecar(hour))}"))
+        published = pl.read_parquet(
+            s3.read(f"{prefix}/{layout.remote.key(layout.lake_file(hour))}")
+        )
+        validation = sidecar["validation"]
+        assert published.height == validation["rows_in"] - validation["rows_quarantined"]
+    assert kills >= 4
+    resolve_layout().pull_lake()
+    assert sorted(cached_lake(cache)) == sorted(
+        k.removeprefix(prefix + "/") for k in lake_objects(s3, prefix)
+    )
+    record(
+        "crash on object storage",
+        injected=kills,
+        survived=kills,
+        rows_lost=0,
+        duplicate_rows=0,
+        corrupt_files=0,
+    )

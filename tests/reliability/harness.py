@@ -28,6 +28,7 @@ from pipelines import lake
 from pipelines.client import VolumeApi
 from pipelines.ingest import Window, land_raw, publish_lake, replay
 from pipelines.lake import DataDir, partition_slug
+from pipelines.resources import resolve_layout
 from pipelines.warehouse import build_warehouse
 
 #: The key every reliability test uses; it must appear nowhere it could leak to.
@@ -45,9 +46,10 @@ def api(url: str, **kw: Any) -> VolumeApi:
     return VolumeApi(base_url=url, token=CANARY, **kw)
 
 
-def ingest(url: str, data_dir: Path, at: datetime, **land: Any) -> None:
-    """One snapshot, raw landing then lake publishing, as the two assets do it."""
-    data = DataDir.at(data_dir)
+def ingest(url: str, data_dir: Path | str, at: datetime, **land: Any) -> None:
+    """One snapshot, raw landing then lake publishing, as the two assets do it (`data_dir` may
+    be an object-store URL, as `VOLCAP_DATA_DIR` may)."""
+    data = resolve_layout(str(data_dir))
     window = hour_window(at)
     land_raw(api(url), data, window, **land)
     publish_lake(data, window.start)
@@ -75,10 +77,14 @@ def writer(job: dict[str, Any]) -> None:
     """Child entry point: ingest and/or build, optionally dying at a rename."""
     os.chdir(job["cwd"])
     os.environ["TMPDIR"] = job["cwd"]
+    os.environ.update(job.get("env") or {})
     if job.get("die_at_replace"):
         _die_at_replace(job["die_at_replace"])
+    if job["kind"] == "ingest":  # the data dir may be an object-store URL
+        ingest(job["url"], job["data_dir"], datetime.fromisoformat(job["at"]))
+        return
     data_dir = Path(job["data_dir"])
-    if job["kind"] in ("ingest", "both"):
+    if job["kind"] == "both":
         ingest(job["url"], data_dir, datetime.fromisoformat(job["at"]))
     if job["kind"] in ("build", "both"):
         build_warehouse(data_dir, lock_timeout=30)

@@ -21,6 +21,7 @@ SUITES = [
     "tests/test_concurrency.py",
     "tests/test_security.py",
     "tests/test_properties.py",
+    "tests/test_objectstore.py",
     "tests/reliability",
 ]
 #: Families measured by module outcomes alone (every test is one injected fault).
