@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -24,11 +25,32 @@ def register_secret(secret: str) -> None:
 
 
 def _secrets() -> list[str]:
-    token = os.environ.get("VOLCAP_API_TOKEN", "")
     found = set(_registered)
-    if len(token) >= 4:
-        found.add(token)
+    for token in (os.environ.get("VOLCAP_API_TOKEN", ""), *_source_tokens()):
+        if len(token) >= 4:
+            found.add(token)
     return sorted(found, key=len, reverse=True)
+
+
+def _source_tokens() -> list[str]:
+    """The keys of the sources file's sources, from the variables it names (read now, so a
+    key set after start-up is redacted too)."""
+    path = os.environ.get("VOLCAP_SOURCES")
+    if not path:
+        return []
+    try:
+        stat = os.stat(path)
+        names = _token_envs(path, stat.st_mtime_ns, stat.st_size)
+    except Exception:  # an unreadable file fails elsewhere, with its reason
+        return []
+    return [os.environ.get(name, "") for name in names]
+
+
+@functools.lru_cache(maxsize=4)
+def _token_envs(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:
+    from pipelines.sources import load_sources
+
+    return tuple(source.token_env for source in load_sources(path))
 
 
 def redact(text: str) -> str:
