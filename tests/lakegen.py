@@ -122,5 +122,6 @@ def write_lake(data_dir: Path, frame: pl.DataFrame, *, name: str | None = None) 
         first = part.row(0, named=True)
         folder = root / f"snapshot_date={first['snapshot_date']:%Y-%m-%d}"
         folder.mkdir(parents=True, exist_ok=True)
-        file = name or f"{first['snapshot_at']:%Y%m%dT%H%MZ}.parquet"
+        suffix = "" if first.get("source") in (None, "default") else f".{first['source']}"
+        file = name or f"{first['snapshot_at']:%Y%m%dT%H%MZ}{suffix}.parquet"
         part.drop("snapshot_date").write_parquet(folder / file)
