@@ -19,6 +19,7 @@ import pytest
 
 from pipelines.compaction import compact_lake, compacted_name, day_folder
 from pipelines.lake import DataDir
+from pipelines.report import load
 from pipelines.sources import DEFAULT, Source, SourcesError, load_sources
 from pipelines.warehouse import PUBLIC_TABLES, build_warehouse
 from simulator import DEFAULT_START
@@ -134,6 +135,11 @@ def test_two_sources_land_side_by_side_and_every_table_is_keyed_by_source(tmp_pa
             "select count(*) from information_schema.tables where table_name in (select unnest($t))",
             {"t": list(PUBLIC_TABLES)},
         ).fetchone() == (len(PUBLIC_TABLES),)
+
+    # the report's fleet totals add up the fleets
+    report = load(data_dir)
+    assert report.sources == ["eu-west", "us-east"]
+    assert report.latest_day["volumes"] == 240
 
     # (d) neither key is anywhere: files under the data dir, the Dagster home (its event log
     # and run storage), or the output
