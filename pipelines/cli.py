@@ -24,11 +24,38 @@ def _parse_instant(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+class IngestFailed(RuntimeError):
+    """Some sources did not land; the message names them and their reasons."""
+
+
 def cmd_ingest(args: argparse.Namespace) -> str:
-    from pipelines.runner import run_snapshot
+    from pipelines.runner import run_snapshot, run_snapshots, snapshot_sources
 
     started = time.monotonic()
-    outcome = run_snapshot(args.at or datetime.now(UTC))
+    at = args.at or datetime.now(UTC)
+    configured = snapshot_sources()
+    if args.source is not None and args.source not in configured:
+        raise IngestFailed(f"unknown source {args.source!r} (configured: {', '.join(configured)})")
+    if configured != ["default"]:
+        sources = [args.source] if args.source else configured
+        result = run_snapshots(at, sources)
+        landed = ", ".join(
+            f"{o.source} {o.rows} volumes ({o.quarantined} quarantined)" for o in result.landed
+        )
+        if result.failed:
+            reasons = "; ".join(f"{name}: {why}" for name, why in result.failed.items())
+            raise IngestFailed(
+                f"{len(result.failed)} of {len(sources)} sources failed "
+                f"({', '.join(result.failed)}) — {reasons}"
+                + (f"; landed: {landed}" if landed else "")
+            )
+        window = result.landed[0].window_key
+        fetched = sum(o.bytes_fetched for o in result.landed)
+        return (
+            f"ingested partition {window} from {len(sources)} sources: {landed}"
+            f" ({fetched / 1e6:.1f} MB fetched) in {time.monotonic() - started:.1f}s"
+        )
+    outcome = run_snapshot(at)
     return (
         f"ingested {outcome.rows} volumes for partition {outcome.partition_key} → {outcome.path}"
         f" ({outcome.quarantined} quarantined, {outcome.bytes_fetched / 1e6:.1f} MB fetched)"
@@ -61,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="volcap",
         description="Capacity history and quota forecasts for a storage platform's volumes. "
-        "Configured by VOLCAP_API_URL, VOLCAP_API_TOKEN and VOLCAP_DATA_DIR.",
+        "Configured by VOLCAP_API_URL, VOLCAP_API_TOKEN and VOLCAP_DATA_DIR (or VOLCAP_SOURCES, "
+        "a file listing several fleets).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -71,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_parse_instant,
         help="an instant inside the partition to materialize (default: now); the API's clock "
         "must be inside that partition's window",
+    )
+    ingest.add_argument(
+        "--source",
+        metavar="NAME",
+        help="snapshot only this source of the sources file (default: every source)",
     )
     ingest.set_defaults(func=cmd_ingest)
 

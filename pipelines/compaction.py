@@ -3,7 +3,9 @@
 Hourly (or 15-minute) partitions leave 24-96 small files a day; one file per day sorted by
 `volume_id, snapshot_at` is ~4× smaller (dictionary-encoded ids) and models read it ~3× faster
 (PERF_NOTES). The compacted file is written to staging, renamed into the day's folder as
-`day-YYYY-MM-DD.parquet`, and only then are the files it replaces removed.
+`day-YYYY-MM-DD.parquet`, and only then are the files it replaces removed. Each source (fleet)
+is compacted on its own, into `day-YYYY-MM-DD.S.parquet` for a source S other than the default,
+so a compacted file holds one source and its min/max statistics let readers skip it.
 
 Between that rename and the removals, a reader globbing `*.parquet` sees each row twice. We
 accept that moment instead of hiding it: the warehouse's `volume_snapshots` deduplicates
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.lake import DataDir, fsync_dir
+from pipelines.lake import DEFAULT_SOURCE, SOURCE_NAME, DataDir, fsync_dir
 
 COMPACTED_PREFIX = "day-"
 
@@ -37,10 +39,25 @@ class Compacted:
     rows: int
     bytes_in: int
     bytes_out: int
+    source: str = DEFAULT_SOURCE
 
 
-def compacted_name(day: date) -> str:
-    return f"{COMPACTED_PREFIX}{day:%Y-%m-%d}.parquet"
+def compacted_name(day: date, source: str = DEFAULT_SOURCE) -> str:
+    suffix = "" if source == DEFAULT_SOURCE else f".{source}"
+    return f"{COMPACTED_PREFIX}{day:%Y-%m-%d}{suffix}.parquet"
+
+
+def file_source(name: str) -> str:
+    """The source of a lake file from its name: `<stem>.S.parquet` is S's, anything else the
+    default source's (files written before sources existed included)."""
+    parts = name.removesuffix(".parquet").split(".")
+    if len(parts) == 2 and SOURCE_NAME.match(parts[1]):
+        return parts[1]
+    return DEFAULT_SOURCE
+
+
+def _source_files(folder: Path, source: str) -> list[Path]:
+    return sorted(p for p in folder.glob("*.parquet") if file_source(p.name) == source)
 
 
 def day_folder(data: DataDir, day: date) -> Path:
@@ -59,7 +76,12 @@ def closed_days(data: DataDir, *, now: datetime | None = None) -> list[date]:
         if day >= today:
             continue
         files = list(folder.glob("*.parquet"))
-        if len(files) > 1 or (files and files[0].name != compacted_name(day)):
+        sources = {file_source(f.name) for f in files}
+        if any(
+            [f.name for f in files if file_source(f.name) == source]
+            != [compacted_name(day, source)]
+            for source in sources
+        ):
             days.append(day)
     return days
 
@@ -71,9 +93,10 @@ def compact_day(
     memory_limit: str = "2GB",
     threads: int | None = None,
 ) -> Compacted | None:
-    """Rewrite one day's files as `day-YYYY-MM-DD.parquet` (idempotent; None if nothing to do)."""
+    """Rewrite one day's files of `data.source` as its compacted file (idempotent; None if
+    nothing to do). Other sources' files in the folder are left alone."""
     folder = day_folder(data, day)
-    final = folder / compacted_name(day)
+    final = folder / compacted_name(day, data.source)
     with contextlib.ExitStack() as locks:
         # every hourly writer of this day waits (ingest takes the same per-partition locks)
         for hour in range(24):
@@ -84,10 +107,10 @@ def compact_day(
             )
         if data.remote is not None:  # compact exactly what the bucket holds for the day
             data.remote.pull(folder)
-        inputs = sorted(folder.glob("*.parquet"))
+        inputs = _source_files(folder, data.source)
         if not inputs or inputs == [final]:
             return None
-        staged = data.stage(compacted_name(day))
+        staged = data.stage(compacted_name(day, data.source))
         spill = data.stage("compaction-spill")
         con = duckdb.connect(
             config={
@@ -100,20 +123,27 @@ def compact_day(
         try:
             con.execute("set timezone = 'UTC'")
             # rows stored twice (a compacted file beside a late hourly rerun) keep the row
-            # observed last, as the warehouse would
+            # observed last, as the warehouse would; files written before sources existed have
+            # no `source` column (the empty branch gives it to them as null)
             con.execute(
                 """
                 copy (
-                    select * exclude (filename) from read_parquet($files, union_by_name = true,
-                                                              filename = true)
+                    select
+                        coalesce(source, $source) as source,
+                        columns(lambda c: c not in ('source', 'filename'))
+                    from (
+                        from read_parquet($files, union_by_name = true, filename = true)
+                        union all by name
+                        select cast(null as varchar) as source where false
+                    )
                     qualify row_number() over (
-                        partition by volume_id, snapshot_at
+                        partition by source, volume_id, snapshot_at
                         order by observed_at desc nulls last, filename desc
                     ) = 1
                     order by volume_id, snapshot_at
                 ) to $path (format parquet, compression zstd, row_group_size 1000000)
                 """,
-                {"files": [str(p) for p in inputs], "path": str(staged)},
+                {"files": [str(p) for p in inputs], "path": str(staged), "source": data.source},
             )
             rows = con.execute("select count(*) from read_parquet(?)", [str(staged)]).fetchone()
         except BaseException:
@@ -132,18 +162,26 @@ def compact_day(
                 data.remove(path)
         fsync_dir(folder)
     return Compacted(
-        day, final, len(inputs), int(rows[0]) if rows else 0, bytes_in, final.stat().st_size
+        day,
+        final,
+        len(inputs),
+        int(rows[0]) if rows else 0,
+        bytes_in,
+        final.stat().st_size,
+        data.source,
     )
 
 
 def compact_lake(
     data: DataDir, *, now: datetime | None = None, **kwargs: object
 ) -> list[Compacted]:
-    """Compact every closed day that still has more than its compacted file."""
+    """Compact every closed day that still has more than its compacted file, source by source."""
     done = []
     data.pull_lake()
     for day in closed_days(data, now=now):
-        result = compact_day(data, day, **kwargs)  # type: ignore[arg-type]
-        if result is not None:
-            done.append(result)
+        sources = sorted({file_source(p.name) for p in day_folder(data, day).glob("*.parquet")})
+        for source in sources:
+            result = compact_day(data.for_source(source), day, **kwargs)  # type: ignore[arg-type]
+            if result is not None:
+                done.append(result)
     return done

@@ -47,9 +47,16 @@ INT64_MAX = 2**63 - 1
 
 UTC_US = pl.Datetime("us", "UTC")
 
+#: The fleet a row came from (`default` without a sources file): volume ids are unique only
+#: within a fleet, so every key starts with it. Constant per lake file.
+SOURCE_COLUMN = "source"
+#: Columns the pipeline adds to the API's fields (not read from the body).
+ADDED_COLUMNS: tuple[str, ...] = ("source", "snapshot_at", "observed_at")
+
 #: The lake's schema, declared once: never inferred, so an all-null column keeps its type.
 #: The warehouse's `volume_snapshots` has exactly these columns, in this order.
 LAKE_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String(),
     "volume_id": pl.String(),
     "name": pl.String(),
     "created_at": UTC_US,
@@ -68,6 +75,7 @@ LAKE_SCHEMA: dict[str, pl.DataType] = {
 
 #: The same schema spelled for DuckDB (used by the warehouse's source view and the benches).
 LAKE_DUCKDB_TYPES: dict[str, str] = {
+    "source": "VARCHAR",
     "volume_id": "VARCHAR",
     "name": "VARCHAR",
     "created_at": "TIMESTAMPTZ",

@@ -6,14 +6,17 @@ from pipelines.assets.ingestion import build_ingestion_assets
 from pipelines.assets.maintenance import compact_lake_asset
 from pipelines.assets.marts import MART_ASSETS, MART_CHECKS
 from pipelines.assets.reports import REPORT_ASSETS
-from pipelines.partitions import snapshot_partitions
-from pipelines.resources import build_resources, cadence_minutes
+from pipelines.partitions import fleet_partitions, snapshot_partitions
+from pipelines.resources import build_resources, cadence_minutes, configured_sources
 from pipelines.schedules import build_schedules, build_sensors
 
 
 def build_definitions() -> dg.Definitions:
-    partitions = snapshot_partitions(cadence_minutes())
-    ingestion = build_ingestion_assets(partitions)
+    sources = configured_sources()
+    partitions = fleet_partitions(
+        snapshot_partitions(cadence_minutes()), [source.name for source in sources]
+    )
+    ingestion = build_ingestion_assets(partitions, sources)
     snapshot_job = dg.define_asset_job(
         "snapshot_job",
         selection=dg.AssetSelection.assets(*ingestion),
@@ -40,7 +43,7 @@ def build_definitions() -> dg.Definitions:
         jobs=[snapshot_job, build_job, report_job, compaction_job],
         schedules=build_schedules(snapshot_job, partitions, compaction_job),
         sensors=build_sensors(build_job),
-        resources=build_resources(),
+        resources=build_resources(sources),
         executor=dg.in_process_executor,
     )
 

@@ -187,6 +187,7 @@ def _land_raw(
                     snapshot_at=window.start,
                     observed_at=observed_at,
                     max_quarantine_share=max_quarantine_share,
+                    source=data.source,
                 )
                 raw_bytes = compressing.result()
             check_volume_count(
@@ -194,7 +195,8 @@ def _land_raw(
                 recent_volume_counts(data, window.start, volume_median_window),
                 min_share=min_volume_share,
             )
-            tag = f"{partition_slug(window.start)}-{fetched.sha256[:16]}"
+            # the source is in the tag: two fleets may serve the same body in the same window
+            tag = f"{data.stem(window.start)}-{fetched.sha256[:16]}"
             staged_lake = stage(f"normalized-{tag}.parquet")
             lake.write_parquet(normalized.frame, staged_lake)
             if normalized.quarantine.height:
@@ -255,10 +257,10 @@ def _publish_lake(
             raw_path = sidecar_path
         if not sidecar_path.exists() or not raw_path.exists():
             raise FileNotFoundError(
-                f"no raw snapshot landed for {partition_slug(snapshot_at)}; run the ingest first"
+                f"no raw snapshot landed for {data.stem(snapshot_at)}; run the ingest first"
             )
         sidecar = lake.read_sidecar(sidecar_path)
-        tag = f"{partition_slug(snapshot_at)}-{str(sidecar['sha256'])[:16]}"
+        tag = f"{data.stem(snapshot_at)}-{str(sidecar['sha256'])[:16]}"
         staged = sorted(data.staging.glob(f"*-normalized-{tag}.parquet"))
         staged_quarantine = sorted(data.staging.glob(f"*-quarantine-{tag}.parquet"))
         report = dict(sidecar.get("validation") or {})  # type: ignore[call-overload]
@@ -301,6 +303,7 @@ def replay(
             snapshot_at=snapshot_at,
             observed_at=observed_at,
             max_quarantine_share=max_quarantine_share,
+            source=data.source,
         )
     finally:
         _discard(body)

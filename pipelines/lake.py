@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -23,6 +24,10 @@ from pipelines.objectstore import Remote
 
 LAKE_TABLE = "volume_snapshots"
 _SLUG = re.compile(r"^\d{8}T\d{4}Z$")
+#: The source a deployment without a sources file has; its paths carry no source at all.
+DEFAULT_SOURCE = "default"
+#: A source name: safe in a file name and a directory name, never a path.
+SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 # Files and directories we create carry no world access.
 FILE_MODE = 0o640
 DIR_MODE = 0o750
@@ -39,16 +44,50 @@ def partition_slug(snapshot_at: datetime) -> str:
 
 @dataclass(frozen=True)
 class DataDir:
-    """The layout of `$VOLCAP_DATA_DIR`."""
+    """The layout of `$VOLCAP_DATA_DIR`, as seen by one source (fleet).
+
+    The default source keeps the original paths. Another source S shares the lake's day
+    folders (the lake path is a published interface) with files named `<slug>.S.parquet`, and
+    has its own raw and quarantine trees under `source=S/`, so no sweep or glob of one source
+    can touch another's files.
+    """
 
     root: Path
+    source: str = DEFAULT_SOURCE
     #: With a remote (`VOLCAP_DATA_DIR=s3://…`), `root` is the local working copy and every
     #: publish and removal goes to the object store first (see `pipelines/objectstore.py`).
     remote: Remote | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        if not SOURCE_NAME.match(self.source):
+            raise UnsafePath(f"not a source name: {self.source!r}")
+
     @classmethod
-    def at(cls, root: str | os.PathLike[str], remote: Remote | None = None) -> DataDir:
-        return cls(Path(root).expanduser().resolve(), remote)
+    def at(
+        cls,
+        root: str | os.PathLike[str],
+        source: str = DEFAULT_SOURCE,
+        *,
+        remote: Remote | None = None,
+    ) -> DataDir:
+        return cls(Path(root).expanduser().resolve(), source, remote)
+
+    def for_source(self, source: str) -> DataDir:
+        """The same data dir (and object store) as seen by another source."""
+        return dataclasses.replace(self, source=source)
+
+    @property
+    def _source_dir(self) -> str:
+        return "" if self.source == DEFAULT_SOURCE else f"source={self.source}"
+
+    @property
+    def source_suffix(self) -> str:
+        """What this source adds to a lake file's stem: nothing for the default, `.S` else."""
+        return "" if self.source == DEFAULT_SOURCE else f".{self.source}"
+
+    def stem(self, snapshot_at: datetime) -> str:
+        """The partition's stem for this source: `<slug>` or `<slug>.S`."""
+        return partition_slug(snapshot_at) + self.source_suffix
 
     # -- publishing ---------------------------------------------------------------------------
     def publish(self, staged: Path, final: Path) -> None:
@@ -75,11 +114,11 @@ class DataDir:
 
     @property
     def raw(self) -> Path:
-        return self.root / "raw" / LAKE_TABLE
+        return self.root / "raw" / LAKE_TABLE / self._source_dir
 
     @property
     def quarantine(self) -> Path:
-        return self.root / "quarantine" / LAKE_TABLE
+        return self.root / "quarantine" / LAKE_TABLE / self._source_dir
 
     @property
     def staging(self) -> Path:
@@ -104,7 +143,7 @@ class DataDir:
         return path
 
     def lake_file(self, snapshot_at: datetime) -> Path:
-        return self._under(self.lake, snapshot_at, ".parquet")
+        return self._under(self.lake, snapshot_at, f"{self.source_suffix}.parquet")
 
     def raw_body(self, snapshot_at: datetime) -> Path:
         """The landed body the partition's sidecar commits to (FileNotFoundError if none)."""
@@ -170,8 +209,8 @@ class DataDir:
     def partition_lock(self, snapshot_at: datetime, timeout: float = 600.0) -> Iterator[None]:
         """One writer per partition at a time, across processes (CLI, daemon, tests)."""
         _mkdir(self.locks)
-        path = self.locks / f"{partition_slug(snapshot_at)}.lock"
-        busy = f"another run holds partition {partition_slug(snapshot_at)}"
+        path = self.locks / f"{self.stem(snapshot_at)}.lock"
+        busy = f"another run holds partition {self.stem(snapshot_at)}"
         with exclusive_lock(path, timeout, TimeoutError(busy)):
             yield
 

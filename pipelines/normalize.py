@@ -16,6 +16,7 @@ import duckdb
 import polars as pl
 
 from pipelines.contract import (
+    ADDED_COLUMNS,
     API_FIELDS,
     INT32_MAX,
     LAKE_SCHEMA,
@@ -181,6 +182,7 @@ def normalize(
     observed_at: datetime,
     max_quarantine_share: float = 0.01,
     fast: bool = True,
+    source: str = "default",
 ) -> Normalized:
     """Validate a `GET /v1/volumes` body and return it in the lake schema.
 
@@ -193,7 +195,11 @@ def normalize(
     or out-of-range numbers, unparseable timestamps. Kept with a warning: unknown extra fields,
     unknown `status` values, a missing `host_id`.
     """
-    clean = fast_frame(body, snapshot_at=snapshot_at, observed_at=observed_at) if fast else None
+    clean = (
+        fast_frame(body, snapshot_at=snapshot_at, observed_at=observed_at, source=source)
+        if fast
+        else None
+    )
     if clean is not None:
         _reject_duplicate_ids(clean["volume_id"])
         return _normalized(clean, _EMPTY_QUARANTINE, rows_in=clean.height, keys={})
@@ -232,8 +238,9 @@ def normalize(
         )
     good = df.filter(~bad_rows)
     frame = good.select(
+        pl.lit(source).alias("source"),
         pl.col("id").alias("volume_id"),
-        *[pl.col(c) for c in LAKE_SCHEMA if c not in ("volume_id", "snapshot_at", "observed_at")],
+        *[pl.col(c) for c in LAKE_SCHEMA if c not in ("volume_id", *ADDED_COLUMNS)],
         pl.lit(snapshot_at).alias("snapshot_at"),
         pl.lit(observed_at).alias("observed_at"),
     ).cast(LAKE_SCHEMA)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -33,7 +34,31 @@ def _secrets() -> list[str]:
         value = os.environ.get(name, "")
         if len(value) >= 4:
             found.add(value)
+    for token in _source_tokens():
+        if len(token) >= 4:
+            found.add(token)
     return sorted(found, key=len, reverse=True)
+
+
+def _source_tokens() -> list[str]:
+    """The keys of the sources file's sources, from the variables it names (read now, so a
+    key set after start-up is redacted too)."""
+    path = os.environ.get("VOLCAP_SOURCES")
+    if not path:
+        return []
+    try:
+        stat = os.stat(path)
+        names = _token_envs(path, stat.st_mtime_ns, stat.st_size)
+    except Exception:  # an unreadable file fails elsewhere, with its reason
+        return []
+    return [os.environ.get(name, "") for name in names]
+
+
+@functools.lru_cache(maxsize=4)
+def _token_envs(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:
+    from pipelines.sources import load_sources
+
+    return tuple(source.token_env for source in load_sources(path))
 
 
 def redact(text: str) -> str:

@@ -122,10 +122,18 @@ class ReportData:
     missing: list[datetime]
     stale: list[dict[str, Any]]
     paths: dict[str, str] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=lambda: ["default"])
 
     @property
     def latest_day(self) -> dict[str, Any]:
         return self.fleet_days[-1] if self.fleet_days else {}
+
+    def key(self, row: dict[str, Any]) -> str:
+        """A volume's identity in the report: its id, prefixed by its source when there are
+        several (ids are unique only within a fleet)."""
+        if len(self.sources) > 1:
+            return f"{row['source']}.{row['volume_id']}"
+        return str(row["volume_id"])
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> list[dict[str, Any]]:
@@ -180,8 +188,38 @@ def load(
             from volume_snapshots group by snapshot_at order by snapshot_at
             """
         ).fetchall()
-        fleet_days = _rows(con, "select * from fleet_daily order by day")
-        growth = _rows(con, "select * from capacity_trends where scope = 'fleet'")
+        sources = [
+            r[0] for r in con.execute("select distinct source from volumes order by 1").fetchall()
+        ]
+        # fleet totals add up the sources (fleet_daily and the fleet trends are per source)
+        fleet_days = _rows(
+            con,
+            """
+            select
+                day,
+                max(snapshot_at) as snapshot_at,
+                sum(columns(lambda c: c in (
+                    'volumes', 'volumes_available', 'volumes_attached', 'volumes_degraded',
+                    'volumes_error', 'volumes_other_status', 'used_bytes', 'inode_count',
+                    'bounded_quota_bytes', 'bounded_used_bytes', 'unlimited_volumes',
+                    'hosts_diagnostic'
+                ))),
+                sum(bounded_used_bytes) / nullif(sum(bounded_quota_bytes), 0)
+                    as bounded_utilization
+            from fleet_daily
+            group by day
+            order by day
+            """,
+        )
+        growth = _rows(
+            con,
+            """
+            select sum(columns(lambda c: c like '%growth_per_day%')),
+                min(observations_30d) as observations_30d
+            from capacity_trends where scope = 'fleet'
+            having count(*) > 0
+            """,
+        )
         risk_counts = dict(
             con.execute("select risk, count(*) from volume_risk group by risk").fetchall()
         )
@@ -200,33 +238,37 @@ def load(
             {"limit": limit},
         )
         ids = [r["volume_id"] for r in at_risk]
+        keys = [f"{r['source']}\x1f{r['volume_id']}" for r in at_risk]
         sparks: dict[str, list[float | None]] = {}
         if ids:
-            for volume_id, values in con.execute(
+            for source, volume_id, values in con.execute(
                 """
-                select daily.volume_id, list(
+                select daily.source, daily.volume_id, list(
                     case risk.binding_resource
                         when 'bytes' then daily.used_bytes_last / nullif(daily.max_size_bytes, 0)
                         when 'inodes' then daily.inode_count_last / nullif(daily.max_file_count, 0)
                         else daily.mount_count_max / nullif(daily.max_mounts, 0)
                     end order by daily.day)
                 from volume_daily as daily
-                inner join volume_risk as risk on daily.volume_id = risk.volume_id
-                where daily.volume_id in (select unnest($ids))
-                group by daily.volume_id
+                inner join volume_risk as risk
+                    on daily.source = risk.source and daily.volume_id = risk.volume_id
+                where daily.source || chr(31) || daily.volume_id in (select unnest($keys))
+                group by daily.source, daily.volume_id
                 """,
-                {"ids": ids},
+                {"keys": keys},
             ).fetchall():
-                sparks[volume_id] = list(values)
+                sparks[spark_key({"source": source, "volume_id": volume_id})] = list(values)
         leaders = _rows(
             con,
             """
-            select trends.volume_id, volumes.name, volumes.used_bytes, volumes.max_size_bytes,
+            select trends.source, trends.volume_id, volumes.name, volumes.used_bytes, volumes.max_size_bytes,
                 trends.bytes_growth_per_day_7d, trends.bytes_growth_per_day_30d,
                 risk.risk, risk.binding_resource, risk.days_to_full
             from capacity_trends as trends
-            inner join volumes on trends.volume_id = volumes.volume_id
-            left join volume_risk as risk on trends.volume_id = risk.volume_id
+            inner join volumes
+                on trends.source = volumes.source and trends.volume_id = volumes.volume_id
+            left join volume_risk as risk
+                on trends.source = risk.source and trends.volume_id = risk.volume_id
             where trends.scope = 'volume' and trends.bytes_growth_per_day_7d is not null
             order by trends.bytes_growth_per_day_7d desc, trends.volume_id
             limit 10
@@ -237,7 +279,8 @@ def load(
             """
             select events.*, volumes.name
             from quota_events as events
-            left join volumes on events.volume_id = volumes.volume_id
+            left join volumes
+                on events.source = volumes.source and events.volume_id = volumes.volume_id
             order by events.changed_at desc, events.volume_id, events.limit_name
             limit 20
             """,
@@ -261,7 +304,8 @@ def load(
             """
             select forecast.volume_id, volumes.name, forecast.resource, volumes.last_reconciled_at
             from quota_forecast as forecast
-            inner join volumes on forecast.volume_id = volumes.volume_id
+            inner join volumes
+                on forecast.source = volumes.source and forecast.volume_id = volumes.volume_id
             where forecast.state = 'stale'
             order by volumes.last_reconciled_at, forecast.volume_id, forecast.resource
             """,
@@ -283,6 +327,7 @@ def load(
         events=events,
         missing=missing,
         stale=stale,
+        sources=sources,
     )
 
 
@@ -380,11 +425,15 @@ def _risk(risk: str | None) -> str:
     return f'<span class="risk risk-{escape(risk)}">{escape(risk)}</span>'
 
 
-def _volume_cell(volume_id: str, name: str | None, *, linked: bool) -> str:
+def spark_key(row: dict[str, Any]) -> str:
+    return f"{row['source']}\x1f{row['volume_id']}"
+
+
+def _volume_cell(volume_id: str, name: str | None, *, linked: bool, key: str = "") -> str:
     label = f'<div class="name" title="{escape(name or "")}">{escape(name or "")}</div>'
     ident = f"<code>{escape(volume_id)}</code>"
     if linked:
-        ident = f'<a href="#{anchor(volume_id)}">{ident}</a>'
+        ident = f'<a href="#{anchor(key or volume_id)}">{ident}</a>'
     return f"<td>{label}{ident}</td>"
 
 
@@ -429,13 +478,14 @@ def _at_risk_table(data: ReportData) -> str:
     for r in data.at_risk:
         resource = r["binding_resource"]
         rows.append(
-            f'<tr id="{anchor(r["volume_id"])}">'
-            + _volume_cell(r["volume_id"], r["name"], linked=True)
+            f'<tr id="{anchor(data.key(r))}">'
+            + (f"<td>{escape(r['source'])}</td>" if len(data.sources) > 1 else "")
+            + _volume_cell(r["volume_id"], r["name"], linked=True, key=data.key(r))
             + f"<td>{escape(resource)}</td>"
             + f'<td class="num">{escape(human_amount(resource, r["current"]))} / '
             f"{escape(human_amount(resource, r['quota']) if r['quota'] is not None else 'unlimited')}</td>"
             + f'<td class="num">{percent(r["utilization"])}</td>'
-            + f"<td>{charts.sparkline(data.sparks.get(r['volume_id'], []))}</td>"
+            + f"<td>{charts.sparkline(data.sparks.get(spark_key(r), []))}</td>"
             + f'<td class="num">{escape(human_days(r["days_to_full"]))}</td>'
             + f'<td class="num">{escape(_interval(r["days_to_full_low"], r["days_to_full_high"]))}</td>'
             + f"<td>{escape(human_date(r['full_at']))}</td>"
@@ -443,7 +493,9 @@ def _at_risk_table(data: ReportData) -> str:
             + f"<td>{_risk(r['risk'])}</td></tr>"
         )
     return (
-        '<table id="at-risk-table"><thead><tr><th>volume</th><th>binding resource</th>'
+        '<table id="at-risk-table"><thead><tr>'
+        + ("<th>source</th>" if len(data.sources) > 1 else "")
+        + "<th>volume</th><th>binding resource</th>"
         '<th class="num">used / quota</th><th class="num">utilization</th><th>daily utilization</th>'
         '<th class="num">days to full</th><th class="num">80% interval</th><th>full on</th>'
         "<th>state</th><th>risk</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
@@ -453,10 +505,10 @@ def _at_risk_table(data: ReportData) -> str:
 def _leaders_table(data: ReportData) -> str:
     if not data.leaders:
         return "<p>No growth measured yet.</p>"
-    at_risk = {r["volume_id"] for r in data.at_risk}
+    at_risk = {data.key(r) for r in data.at_risk}
     rows = "".join(
         "<tr>"
-        + _volume_cell(r["volume_id"], r["name"], linked=r["volume_id"] in at_risk)
+        + _volume_cell(r["volume_id"], r["name"], linked=data.key(r) in at_risk, key=data.key(r))
         + f'<td class="num">{escape(human_bytes(r["bytes_growth_per_day_7d"]))}/day</td>'
         + f'<td class="num">{escape(human_bytes(r["bytes_growth_per_day_30d"]))}/day</td>'
         + f'<td class="num">{escape(human_bytes(r["used_bytes"]))} / '
@@ -477,7 +529,7 @@ def _leaders_table(data: ReportData) -> str:
 def _events_table(data: ReportData) -> str:
     if not data.events:
         return "<p>No quota changed in the recorded history.</p>"
-    at_risk = {r["volume_id"] for r in data.at_risk}
+    at_risk = {data.key(r) for r in data.at_risk}
 
     def limit(name: str, value: float | None) -> str:
         return "unlimited" if value is None else human_amount(name, value)
@@ -485,7 +537,7 @@ def _events_table(data: ReportData) -> str:
     rows = "".join(
         "<tr>"
         + f"<td>{escape(human_date(e['changed_at'], with_time=True))}</td>"
-        + _volume_cell(e["volume_id"], e["name"], linked=e["volume_id"] in at_risk)
+        + _volume_cell(e["volume_id"], e["name"], linked=data.key(e) in at_risk, key=data.key(e))
         + f"<td><code>{escape(e['limit_name'])}</code></td>"
         + f'<td class="num">{escape(limit(e["limit_name"], e["old_value"]))}</td>'
         + f'<td class="num">{escape(limit(e["limit_name"], e["new_value"]))}</td></tr>'

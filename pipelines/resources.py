@@ -7,9 +7,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines import objectstore, settings
-from pipelines.client import VolumeApi
+from pipelines import objectstore, redaction, settings
+from pipelines.client import ApiError, VolumeApi
 from pipelines.lake import DataDir
+from pipelines.sources import DEFAULT, Source, load_sources, only_default
 
 DEFAULT_DATA_DIR = "./data"
 
@@ -36,7 +37,7 @@ def resolve_layout(configured: str = "") -> DataDir:
     remote = (
         objectstore.Remote.open(value, root.resolve()) if objectstore.is_remote(value) else None
     )
-    return DataDir.at(root, remote)
+    return DataDir.at(root, remote=remote)
 
 
 class LakeStore(dg.ConfigurableResource):
@@ -75,13 +76,42 @@ class WarehouseResource(dg.ConfigurableResource):
         return resolve_layout(self.data_dir)
 
 
-def build_resources() -> dict[str, object]:
+def configured_sources() -> tuple[Source, ...]:
+    """The sources file named by `VOLCAP_SOURCES`, else the default source alone."""
+    path = os.environ.get("VOLCAP_SOURCES")
+    return load_sources(path) if path else (DEFAULT,)
+
+
+def source_api(template: VolumeApi, source: Source) -> VolumeApi:
+    """The API resource for one source: the template's limits and timeouts with the source's
+    URL and key. The key is read from the source's variable now, at run time, and registered
+    for redaction; the default source without a sources file is the template itself."""
+    if source == DEFAULT:
+        return template
+    token = os.environ.get(source.token_env, "")
+    if not token:
+        raise ApiError(f"source {source.name}: environment variable {source.token_env} is empty")
+    redaction.register_secret(token)
+    redaction.install()
+    limits = {
+        name: getattr(template, name)
+        for name in VolumeApi.model_fields
+        if name not in ("base_url", "token")
+    }
+    return VolumeApi(**limits, base_url=source.url, token=token)
+
+
+def build_resources(sources: tuple[Source, ...] = (DEFAULT,)) -> dict[str, object]:
     """Every resource, configured from the environment (values resolve at run time, so the
-    key never appears in run config, the UI or the event log)."""
+    key never appears in run config, the UI or the event log). With a sources file,
+    `volume_api` only carries the limits: each source's URL and key come from the file and its
+    variable (`source_api`)."""
+    if only_default(sources):
+        api = VolumeApi(base_url=dg.EnvVar("VOLCAP_API_URL"), token=dg.EnvVar("VOLCAP_API_TOKEN"))
+    else:
+        api = VolumeApi(base_url="", token="")
     return {
-        "volume_api": VolumeApi(
-            base_url=dg.EnvVar("VOLCAP_API_URL"), token=dg.EnvVar("VOLCAP_API_TOKEN")
-        ),
+        "volume_api": api,
         "lake": LakeStore(),
         "warehouse": WarehouseResource(cadence_minutes=cadence_minutes()),
     }
@@ -95,4 +125,4 @@ def cadence_minutes() -> int:
 def schedules_on_by_default() -> bool:
     """Schedules start RUNNING only where an API is configured: after `make demo` the simulator
     is gone, and `make dev` should not try to snapshot it every hour."""
-    return bool(os.environ.get("VOLCAP_API_URL"))
+    return bool(os.environ.get("VOLCAP_API_URL") or os.environ.get("VOLCAP_SOURCES"))

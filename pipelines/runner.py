@@ -24,6 +24,9 @@ class SnapshotOutcome:
     quarantined: int
     path: str
     bytes_fetched: int
+    source: str = "default"
+    #: the time window's key (the partition key itself for the default source alone)
+    window_key: str = ""
 
 
 #: Written into a DAGSTER_HOME that has no dagster.yaml: telemetry off, because volcap never
@@ -92,17 +95,30 @@ def _metadata(result: Any, node: str) -> dict[str, Any]:
     return {k: getattr(v, "value", v) for k, v in mats[-1].metadata.items()} if mats else {}
 
 
-def run_snapshot(
-    at: datetime, *, dagster_instance: dg.DagsterInstance | None = None
-) -> SnapshotOutcome:
-    """Materialize the snapshot partition containing `at` through the snapshot job."""
+def snapshot_sources() -> list[str]:
+    """The sources the code location snapshots (`default` alone without a sources file)."""
     from pipelines.definitions import defs
-    from pipelines.partitions import key_for_instant
+
+    partitions = defs.resolve_job_def("snapshot_job").partitions_def
+    if isinstance(partitions, dg.MultiPartitionsDefinition):
+        return list(partitions.get_partitions_def_for_dimension("source").get_partition_keys())
+    return ["default"]
+
+
+def run_snapshot(
+    at: datetime,
+    *,
+    source: str = "default",
+    dagster_instance: dg.DagsterInstance | None = None,
+) -> SnapshotOutcome:
+    """Materialize `source`'s snapshot partition containing `at` through the snapshot job."""
+    from pipelines.definitions import defs
+    from pipelines.partitions import key_for
 
     job = defs.resolve_job_def("snapshot_job")
     partitions = job.partitions_def
-    assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
-    key = key_for_instant(partitions, at)
+    assert partitions is not None
+    key = key_for(partitions, at, source)
     result = _execute("snapshot_job", dagster_instance, partition_key=key)
     raw = _metadata(result, "raw_volume_snapshots")
     lake = _metadata(result, "volume_snapshots")
@@ -112,7 +128,35 @@ def run_snapshot(
         quarantined=int(lake.get("rows_quarantined", 0)),
         path=str(lake.get("path", "")),
         bytes_fetched=int(raw.get("bytes", 0)),
+        source=source,
+        window_key=key.keys_by_dimension["time"] if isinstance(key, dg.MultiPartitionKey) else key,
     )
+
+
+@dataclass
+class SnapshotsOutcome:
+    """One run per source: what landed, and why the others failed (source → reason)."""
+
+    landed: list[SnapshotOutcome]
+    failed: dict[str, str]
+
+
+def run_snapshots(
+    at: datetime,
+    sources: list[str],
+    *,
+    dagster_instance: dg.DagsterInstance | None = None,
+) -> SnapshotsOutcome:
+    """Snapshot each source in its own run; a failing source does not stop the others."""
+    outcome = SnapshotsOutcome(landed=[], failed={})
+    for source in sources:
+        try:
+            outcome.landed.append(
+                run_snapshot(at, source=source, dagster_instance=dagster_instance)
+            )
+        except RunFailed as failure:
+            outcome.failed[source] = str(failure)
+    return outcome
 
 
 @dataclass

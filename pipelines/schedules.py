@@ -4,19 +4,25 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.partitions import key_for_instant
+from pipelines.partitions import key_for, key_for_instant, time_windows_of
 from pipelines.resources import schedules_on_by_default
 
 
 def build_schedules(
-    snapshot_job: Any, partitions: dg.TimeWindowPartitionsDefinition, compaction_job: Any
+    snapshot_job: Any, partitions: dg.PartitionsDefinition, compaction_job: Any
 ) -> list[dg.ScheduleDefinition]:
     status = (
         dg.DefaultScheduleStatus.RUNNING
         if schedules_on_by_default()
         else dg.DefaultScheduleStatus.STOPPED
     )
-    first = partitions.time_window_for_partition_key(partitions.get_first_partition_key())
+    windows = time_windows_of(partitions)
+    sources = (
+        partitions.get_partitions_def_for_dimension("source").get_partition_keys()
+        if isinstance(partitions, dg.MultiPartitionsDefinition)
+        else []
+    )
+    first = windows.time_window_for_partition_key(windows.get_first_partition_key())
     cadence = int((first.end - first.start).total_seconds() // 60)
     # Tick a few minutes into each window: the API serves the present, so the schedule snapshots
     # the window it is in (the partitions include the open window, see `snapshot_partitions`).
@@ -30,10 +36,21 @@ def build_schedules(
         execution_timezone="UTC",
         default_status=status,
     )
-    def snapshot_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        """Snapshot the volumes API once per window, for the window the tick falls in."""
-        key = key_for_instant(partitions, context.scheduled_execution_time)
-        return dg.RunRequest(run_key=key, partition_key=key)
+    def snapshot_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+        """Snapshot the volumes API once per window, for the window the tick falls in: one run
+        per source, so a failing source does not hold the others back."""
+        at = context.scheduled_execution_time
+        if not sources:
+            key = key_for_instant(windows, at)
+            return [dg.RunRequest(run_key=key, partition_key=key)]
+        return [
+            dg.RunRequest(
+                run_key=f"{key_for_instant(windows, at)}|{source}",
+                partition_key=key_for(partitions, at, source),
+                tags={"volcap/source": source},
+            )
+            for source in sources
+        ]
 
     compaction_schedule = dg.ScheduleDefinition(
         name="compaction_schedule",

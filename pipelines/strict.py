@@ -21,7 +21,14 @@ import msgspec
 import polars as pl
 from msgspec import UNSET, Meta, UnsetType
 
-from pipelines.contract import API_FIELDS, INT32_MAX, INT64_MAX, LAKE_DUCKDB_TYPES, LAKE_SCHEMA
+from pipelines.contract import (
+    ADDED_COLUMNS,
+    API_FIELDS,
+    INT32_MAX,
+    INT64_MAX,
+    LAKE_DUCKDB_TYPES,
+    LAKE_SCHEMA,
+)
 
 _Int64 = Annotated[int, Meta(ge=0, le=INT64_MAX)]
 _Int32 = Annotated[int, Meta(ge=0, le=INT32_MAX)]
@@ -117,7 +124,9 @@ def _api_type(field: str) -> str:
 _TYPED_QUERY = _typed_query()
 
 
-def fast_frame(body: Path, *, snapshot_at: datetime, observed_at: datetime) -> pl.DataFrame | None:
+def fast_frame(
+    body: Path, *, snapshot_at: datetime, observed_at: datetime, source: str = "default"
+) -> pl.DataFrame | None:
     """The lake frame for a body that is exactly valid, or None (take the detailed path)."""
     verdict: list[int | None] = []
     validator = threading.Thread(target=lambda: verdict.append(strictly_valid_count(body)))
@@ -138,8 +147,9 @@ def fast_frame(body: Path, *, snapshot_at: datetime, observed_at: datetime) -> p
     if df.height and not df["_instants_ok"].all():
         return None
     return df.select(
+        pl.lit(source).alias("source"),
         pl.col("id").alias("volume_id"),
-        *[pl.col(c) for c in LAKE_SCHEMA if c not in ("volume_id", "snapshot_at", "observed_at")],
+        *[pl.col(c) for c in LAKE_SCHEMA if c not in ("volume_id", *ADDED_COLUMNS)],
         pl.lit(snapshot_at).alias("snapshot_at"),
         pl.lit(observed_at).alias("observed_at"),
     ).cast(LAKE_SCHEMA)  # type: ignore[arg-type]

@@ -35,8 +35,9 @@ from pipelines.objectstore import Remote
 log = logging.getLogger(__name__)
 
 WAREHOUSE_FILE = "warehouse.duckdb"
-#: A file written by ingest for one snapshot instant, e.g. 20261127T0100Z.parquet.
-_SLUG_FILE = re.compile(r"^\d{8}T\d{4}Z\.parquet$")
+#: A file written by ingest for one snapshot instant, e.g. 20261127T0100Z.parquet (the default
+#: source) or 20261127T0100Z.eu-west.parquet (source eu-west).
+_SLUG_FILE = re.compile(r"^\d{8}T\d{4}Z(\.[a-z0-9][a-z0-9_-]{0,31})?\.parquet$")
 MARTS_DIR = "marts"
 
 #: DuckDB's memory limit for a build; past it, operators spill under the data dir.
@@ -190,22 +191,30 @@ def _lake_file_groups(data_dir: Path, since: date = EPOCH) -> tuple[list[str], l
 
 def create_lake_view(con: duckdb.DuckDBPyConnection, data_dir: Path, since: date = EPOCH) -> None:
     """Declare the lake source view `lake_volume_snapshots` with the contract's types, one row
-    per (volume_id, snapshot_at): a snapshot stored twice keeps the row observed last.
+    per (source, volume_id, snapshot_at): a snapshot stored twice keeps the row observed last.
 
     DuckDB cannot prepare a parameter inside CREATE VIEW, so the file lists are bound into
     session variables and the (temporary) view reads them with getvariable(). With `since`,
     only the day folders from that day on are listed (an incremental build reads no others).
+    Files written before sources existed have no `source` column: they are the default
+    source's (an empty branch unioned by name gives the column even when no file has it).
     """
     unique, overlapping = _lake_file_groups(data_dir, since)
     columns = ",\n    ".join(
-        f"cast({name} as {duckdb_type}) as {name}"
+        f"cast(coalesce({name}, 'default') as {duckdb_type}) as {name}"
+        if name == "source"
+        else f"cast({name} as {duckdb_type}) as {name}"
         for name, duckdb_type in LAKE_DUCKDB_TYPES.items()
     )
-    reader = """read_parquet(
-            getvariable('{var}'),
-            hive_partitioning = true,
-            union_by_name = true,
-            hive_types = {{'snapshot_date': 'DATE'}}
+    reader = """(
+            from read_parquet(
+                getvariable('{var}'),
+                hive_partitioning = true,
+                union_by_name = true,
+                hive_types = {{'snapshot_date': 'DATE'}}
+            )
+            union all by name
+            select cast(null as varchar) as source where false
         )"""
     parts = []
     if unique or not overlapping:
@@ -220,7 +229,8 @@ def create_lake_view(con: duckdb.DuckDBPyConnection, data_dir: Path, since: date
         parts.append(
             f"select {columns}, snapshot_date from {reader.format(var='lake_files_overlapping')}"
             " qualify row_number() over ("
-            "partition by volume_id, snapshot_at order by observed_at desc nulls last) = 1"
+            "partition by coalesce(source, 'default'), volume_id, snapshot_at"
+            " order by observed_at desc nulls last) = 1"
         )
     con.execute(
         "create or replace temp view lake_volume_snapshots as\n"
@@ -336,12 +346,12 @@ def _verify(
         problems.append("volume_snapshots is empty")
     duplicates = _scalar(
         con,
-        "select count(*) - count(distinct (volume_id, snapshot_at)) from volume_snapshots "
-        "where snapshot_at >= $since",
+        "select count(*) - count(distinct (source, volume_id, snapshot_at)) "
+        "from volume_snapshots where snapshot_at >= $since",
         {"since": datetime.combine(since or EPOCH, datetime.min.time(), UTC)},
     )
     if duplicates:
-        problems.append(f"{duplicates} duplicate (volume_id, snapshot_at) rows")
+        problems.append(f"{duplicates} duplicate (source, volume_id, snapshot_at) rows")
     active = _scalar(con, "select count(*) from volumes where is_active")
     if rows["quota_forecast"] != 2 * active:
         problems.append(f"quota_forecast has {rows['quota_forecast']} rows for {active} volumes")
@@ -498,13 +508,13 @@ def _prepare_observations_before(
     `since` and seen again on or after it (before or after this build), its first sighting and
     the number of its snapshots before `since`. Empty in a full build (`since` None).
 
-    `replaced` names a table of the (volume_id, reconciled_at) keys of the snapshot rows this
+    `replaced` names a table of the (source, volume_id, reconciled_at) keys of the snapshot rows this
     build removed, with their counts, taken before volume_snapshots was rebuilt.
     """
     con.execute(
         """
         create or replace temp table volume_observations_before (
-            volume_id varchar, reconciled_at timestamptz, used_bytes bigint,
+            source varchar, volume_id varchar, reconciled_at timestamptz, used_bytes bigint,
             inode_count bigint, first_seen_at timestamptz, snapshot_count bigint
         )
         """
@@ -516,21 +526,23 @@ def _prepare_observations_before(
         insert into volume_observations_before
         with
         touched as (
-            select volume_id, reconciled_at, n from {replaced}
+            select source, volume_id, reconciled_at, n from {replaced}
             union all
-            select distinct volume_id, last_reconciled_at, 0 from volume_snapshots
+            select distinct source, volume_id, last_reconciled_at, 0 from volume_snapshots
             where snapshot_at >= $since and last_reconciled_at is not null
         ),
         removed as (
-            select volume_id, reconciled_at, sum(n) as n from touched group by all
+            select source, volume_id, reconciled_at, sum(n) as n from touched group by all
         )
         select
-            observations.volume_id, observations.reconciled_at, observations.used_bytes,
+            observations.source, observations.volume_id, observations.reconciled_at,
+            observations.used_bytes,
             observations.inode_count, observations.first_seen_at,
             observations.snapshot_count - removed.n
         from volume_observations as observations
         inner join removed
-            on observations.volume_id = removed.volume_id
+            on observations.source = removed.source
+            and observations.volume_id = removed.volume_id
             and observations.reconciled_at = removed.reconciled_at
         where observations.first_seen_at < $since
             and observations.reconciled_at >= (select min(reconciled_at) from removed)
@@ -561,8 +573,8 @@ def _replace_from(
         con.execute(
             """
             delete from volume_observations
-            where (volume_id, reconciled_at) in (
-                select (volume_id, reconciled_at) from volume_observations_before
+            where (source, volume_id, reconciled_at) in (
+                select (source, volume_id, reconciled_at) from volume_observations_before
             )
             """
         )
@@ -712,7 +724,7 @@ def _build(
                 con.execute(
                     f"""
                     create temp table {replaced} as
-                    select volume_id, last_reconciled_at as reconciled_at, count(*) as n
+                    select source, volume_id, last_reconciled_at as reconciled_at, count(*) as n
                     from volume_snapshots
                     where snapshot_at >= $since and last_reconciled_at is not null
                     group by all
@@ -807,11 +819,12 @@ class CheckOutcome:
 
 
 def check_unique_snapshots(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
-    """(volume_id, snapshot_at) identifies a row of volume_snapshots."""
+    """(source, volume_id, snapshot_at) identifies a row of volume_snapshots."""
     duplicates = int(
         _scalar(
             con,
-            "select count(*) - count(distinct (volume_id, snapshot_at)) from volume_snapshots",
+            "select count(*) - count(distinct (source, volume_id, snapshot_at)) "
+            "from volume_snapshots",
         )
     )
     return CheckOutcome(duplicates == 0, {"duplicate_rows": duplicates})
@@ -838,9 +851,13 @@ def check_fresh(
     now: datetime | None = None,
     max_age: timedelta = settings.FRESHNESS_MAX_AGE,
 ) -> CheckOutcome:
-    """The latest snapshot is no older than `max_age`."""
+    """Every source's latest snapshot is no older than `max_age` (the stalest one is shown)."""
     now = now or datetime.now(UTC)
-    latest = _scalar(con, "select max(snapshot_at) from volume_snapshots")
+    latest = _scalar(
+        con,
+        "select min(latest) from "
+        "(select max(snapshot_at) as latest from volume_snapshots group by source)",
+    )
     if latest is None:
         return CheckOutcome(False, {"latest_snapshot_at": "none"})
     age = now - latest
@@ -860,16 +877,18 @@ def check_no_missing_snapshots(
     cadence_minutes: int = settings.DEFAULT_CADENCE_MINUTES,
     window: timedelta = settings.CHECK_RECENT_WINDOW,
 ) -> CheckOutcome:
-    """Every expected snapshot instant within `window` before the latest one is present."""
+    """Every expected snapshot instant within `window` before the latest one is present, for
+    every source (each within the window before its own latest snapshot)."""
     missing = con.execute(
         """
         with
         bounds as (
-            select max(snapshot_at) as latest, min(snapshot_at) as earliest
+            select source, max(snapshot_at) as latest, min(snapshot_at) as earliest
             from volume_snapshots
+            group by source
         ),
         expected as (
-            select unnest(generate_series(
+            select source, unnest(generate_series(
                 greatest(latest - $window + to_minutes($cadence), earliest),
                 latest,
                 to_minutes($cadence)
@@ -877,11 +896,13 @@ def check_no_missing_snapshots(
             from bounds
         ),
         present as (
-            select distinct snapshot_at from volume_snapshots
-            where snapshot_at >= (select latest - $window from bounds)
+            select distinct volume_snapshots.source, volume_snapshots.snapshot_at
+            from volume_snapshots
+            inner join bounds on volume_snapshots.source = bounds.source
+            where volume_snapshots.snapshot_at >= bounds.latest - $window
         )
-        select snapshot_at from expected anti join present using (snapshot_at)
-        order by snapshot_at
+        select snapshot_at, source from expected anti join present using (source, snapshot_at)
+        order by snapshot_at, source
         """,
         {"window": window, "cadence": cadence_minutes},
     ).fetchall()
@@ -890,6 +911,7 @@ def check_no_missing_snapshots(
         {
             "missing_snapshots": len(missing),
             "first_missing": missing[0][0].isoformat() if missing else "none",
+            "first_missing_source": missing[0][1] if missing else "none",
             "cadence_minutes": cadence_minutes,
         },
     )
@@ -907,14 +929,16 @@ def check_row_count_stable(
         """
         with
         counts as (
-            select snapshot_at, count(*) as n from volume_snapshots
+            select source, snapshot_at, count(*) as n from volume_snapshots
             where snapshot_at >= (select max(snapshot_at) from volume_snapshots) - $window
-            group by snapshot_at
+            group by source, snapshot_at
         ),
         drops as (
-            select snapshot_at, n, lag(n) over (order by snapshot_at) as previous from counts
+            select source, snapshot_at, n,
+                lag(n) over (partition by source order by snapshot_at) as previous
+            from counts
         )
-        select snapshot_at, n, previous, 1 - n / previous as drop_share
+        select snapshot_at, n, previous, 1 - n / previous as drop_share, source
         from drops where previous is not null
         order by drop_share desc limit 1
         """,
@@ -922,11 +946,12 @@ def check_row_count_stable(
     ).fetchone()
     if row is None:
         return CheckOutcome(True, {"worst_drop_share": 0.0})
-    snapshot_at, n, previous, drop_share = row
+    snapshot_at, n, previous, drop_share, source = row
     return CheckOutcome(
         drop_share <= max_drop_share,
         {
             "worst_drop_share": round(float(drop_share), 4),
+            "source": source,
             "at": snapshot_at.isoformat(),
             "rows": int(n),
             "previous_rows": int(previous),
@@ -944,10 +969,11 @@ def top_at_risk(con: duckdb.DuckDBPyConnection, limit: int = 10) -> list[dict[st
     """The most urgent volumes from volume_risk: critical first, then soonest full."""
     cursor = con.execute(
         """
-        select volume_id, name, binding_resource, utilization, days_to_full, full_at, state, risk
+        select source, volume_id, name, binding_resource, utilization, days_to_full, full_at,
+            state, risk
         from volume_risk
         where risk <> 'ok'
-        order by case risk when 'critical' then 0 else 1 end, days_to_full, volume_id
+        order by case risk when 'critical' then 0 else 1 end, days_to_full, source, volume_id
         limit $limit
         """,
         {"limit": limit},

@@ -69,8 +69,11 @@ def weekly(level: float, amplitude: float, per_day: float = 0.0) -> Series:
     return lambda day: level + per_day * day + amplitude * math.sin(2 * math.pi * day / 7)
 
 
-def snapshots(volumes: list[Volume], *, hours: int, end: datetime = END) -> pl.DataFrame:
-    """Hourly snapshot rows for `hours` hours ending at `end`, typed exactly as the lake."""
+def snapshots(
+    volumes: list[Volume], *, hours: int, end: datetime = END, source: str = "default"
+) -> pl.DataFrame:
+    """Hourly snapshot rows of one source for `hours` hours ending at `end`, typed exactly as
+    the lake."""
     start = end - timedelta(hours=hours - 1)
     rows = []
     for volume in volumes:
@@ -84,6 +87,7 @@ def snapshots(volumes: list[Volume], *, hours: int, end: datetime = END) -> pl.D
             day = reconciled_hour / 24
             rows.append(
                 {
+                    "source": source,
                     "volume_id": volume.volume_id,
                     "name": f"name-{volume.volume_id}",
                     "created_at": start + timedelta(hours=volume.first_hour),
@@ -118,5 +122,6 @@ def write_lake(data_dir: Path, frame: pl.DataFrame, *, name: str | None = None) 
         first = part.row(0, named=True)
         folder = root / f"snapshot_date={first['snapshot_date']:%Y-%m-%d}"
         folder.mkdir(parents=True, exist_ok=True)
-        file = name or f"{first['snapshot_at']:%Y%m%dT%H%MZ}.parquet"
+        suffix = "" if first.get("source") in (None, "default") else f".{first['source']}"
+        file = name or f"{first['snapshot_at']:%Y%m%dT%H%MZ}{suffix}.parquet"
         part.drop("snapshot_date").write_parquet(folder / file)

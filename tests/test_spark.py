@@ -28,7 +28,7 @@ HOURS = (0, 11, 23)  # 23:00 is where a non-UTC reader would move rows to the ne
 DAYS = 2
 
 #: fleet_daily (sql/marts/fleet_daily.sql over volume_daily) in Spark SQL, over a view
-#: `volume_snapshots` of the lake. The first step keeps one row per (volume_id, snapshot_at)
+#: `volume_snapshots` of the lake. The first step keeps one row per (source, volume_id, snapshot_at)
 #: like the warehouse's source view: a compacted day file may sit beside an hourly one.
 FLEET_DAILY_SPARK_SQL = """
 with
@@ -36,7 +36,7 @@ with
 lake as (
     select * from (
         select *, row_number() over (
-            partition by volume_id, snapshot_at order by observed_at desc
+            partition by source, volume_id, snapshot_at order by observed_at desc
         ) as copy
         from volume_snapshots
     ) where copy = 1
@@ -44,6 +44,7 @@ lake as (
 
 volume_days as (
     select
+        source,
         volume_id,
         cast(snapshot_at as date) as day,
         max(snapshot_at) as last_snapshot_at,
@@ -53,24 +54,26 @@ volume_days as (
         max_by(status, snapshot_at) as status,
         max_by(host_id, snapshot_at) as host_id
     from lake
-    group by volume_id, cast(snapshot_at as date)
+    group by source, volume_id, cast(snapshot_at as date)
 ),
 
 day_ends as (
-    select day, max(last_snapshot_at) as snapshot_at
+    select source, day, max(last_snapshot_at) as snapshot_at
     from volume_days
-    group by day
+    group by source, day
 ),
 
 end_of_day as (
     select volume_days.*, day_ends.snapshot_at
     from volume_days
     inner join day_ends
-        on volume_days.day = day_ends.day
+        on volume_days.source = day_ends.source
+        and volume_days.day = day_ends.day
         and volume_days.last_snapshot_at = day_ends.snapshot_at
 )
 
 select
+    source,
     day,
     max(snapshot_at) as snapshot_at,
     count(*) as volumes,
@@ -90,8 +93,8 @@ select
     count(*) filter (where max_size_bytes is null) as unlimited_volumes,
     count(distinct host_id) as hosts_diagnostic
 from end_of_day
-group by day
-order by day
+group by source, day
+order by source, day
 """
 
 
@@ -100,15 +103,17 @@ def fleet_daily_polars(lake_root: str | Path) -> pl.DataFrame:
     snapshots = (
         pl.scan_parquet(f"{lake_root}/**/*.parquet", hive_partitioning=True)
         .sort("observed_at")
-        .unique(["volume_id", "snapshot_at"], keep="last")
+        .unique(["source", "volume_id", "snapshot_at"], keep="last")
     )
     bounded = pl.col("max_size_bytes").is_not_null()
-    volume_days = snapshots.group_by("volume_id", day=pl.col("snapshot_at").dt.date()).agg(
-        pl.all().sort_by("snapshot_at").last()
-    )
+    volume_days = snapshots.group_by(
+        "source", "volume_id", day=pl.col("snapshot_at").dt.date()
+    ).agg(pl.all().sort_by("snapshot_at").last())
     return (
-        volume_days.filter(pl.col("snapshot_at") == pl.col("snapshot_at").max().over("day"))
-        .group_by("day")
+        volume_days.filter(
+            pl.col("snapshot_at") == pl.col("snapshot_at").max().over("source", "day")
+        )
+        .group_by("source", "day")
         .agg(
             snapshot_at=pl.col("snapshot_at").max(),
             volumes=pl.len(),
@@ -133,7 +138,7 @@ def fleet_daily_polars(lake_root: str | Path) -> pl.DataFrame:
             bounded_utilization=pl.col("bounded_used_bytes")
             / pl.when(pl.col("bounded_quota_bytes") != 0).then(pl.col("bounded_quota_bytes"))
         )
-        .sort("day")
+        .sort("source", "day")
         .collect()
     )
 
@@ -202,6 +207,7 @@ def spark_lake(lake, spark):
 def test_spark_reads_the_lake_with_its_types_and_partition_key(lake, spark_lake):
     types = {field.name: field.dataType.simpleString() for field in spark_lake.schema.fields}
     assert types == {
+        "source": "string",
         "volume_id": "string",
         "name": "string",
         "created_at": "timestamp",  # an instant (TIMESTAMP_LTZ), not a wall-clock time
@@ -253,6 +259,7 @@ def test_spark_fleet_daily_equals_duckdb_to_the_byte(lake, spark, spark_lake):
     ]
     with connect_published(lake) as con:
         assert con.sql("select * from fleet_daily").columns == [
+            "source",
             "day",
             "snapshot_at",
             *COLUMNS[2:],

@@ -7,9 +7,10 @@ import dagster as dg
 from pipelines.client import VolumeApi
 from pipelines.contract import LAKE_SCHEMA
 from pipelines.ingest import land_raw, publish_lake
-from pipelines.partitions import window_for_key
+from pipelines.partitions import resolve_key
 from pipelines.redaction import scrubbed_errors
-from pipelines.resources import LakeStore
+from pipelines.resources import LakeStore, source_api
+from pipelines.sources import DEFAULT, Source
 
 LAKE_COLUMNS = dg.TableSchema(
     columns=[dg.TableColumn(name, str(dtype)) for name, dtype in LAKE_SCHEMA.items()]
@@ -17,9 +18,11 @@ LAKE_COLUMNS = dg.TableSchema(
 
 
 def build_ingestion_assets(
-    partitions: dg.TimeWindowPartitionsDefinition,
+    partitions: dg.PartitionsDefinition, sources: tuple[Source, ...] = (DEFAULT,)
 ) -> list[dg.AssetsDefinition]:
-    """The two ingestion assets over the given snapshot partitions."""
+    """The two ingestion assets over the given snapshot partitions (time windows, or
+    (time, source) pairs when there are several sources)."""
+    by_name = {source.name: source for source in sources}
 
     @dg.asset(
         name="raw_volume_snapshots",
@@ -39,11 +42,11 @@ def build_ingestion_assets(
         Fetched only while the API's clock is inside the partition's window; the body is
         validated against the contract before anything is written. Immutable input for replay.
         """
-        window = window_for_key(partitions, context.partition_key)
+        window, source = resolve_key(partitions, context.partition_key)
         with scrubbed_errors():
             landed = land_raw(
-                volume_api,
-                lake.layout,
+                source_api(volume_api, by_name[source]),
+                lake.layout.for_source(source),
                 window,
                 max_quarantine_share=lake.max_quarantine_share,
                 min_volume_share=lake.min_volume_share,
@@ -63,6 +66,7 @@ def build_ingestion_assets(
                 "sha256": landed.fetch.sha256,
                 "attempts": landed.fetch.attempts,
                 "volumes": landed.normalized.rows_in,
+                "source": source,
             },
             data_version=dg.DataVersion(landed.fetch.sha256),
         )
@@ -88,12 +92,15 @@ def build_ingestion_assets(
         context: dg.AssetExecutionContext, lake: LakeStore
     ) -> dg.MaterializeResult:
         """The lake: one row per volume per snapshot, typed Hive-partitioned Parquet under
-        `lake/volume_snapshots/snapshot_date=YYYY-MM-DD/`. A rerun replaces the partition;
+        `lake/volume_snapshots/snapshot_date=YYYY-MM-DD/`, every row with its `source`. A
+        rerun replaces the partition;
         materializing it alone replays the landed raw body."""
-        window = window_for_key(partitions, context.partition_key)
+        window, source = resolve_key(partitions, context.partition_key)
         with scrubbed_errors():
             published = publish_lake(
-                lake.layout, window.start, max_quarantine_share=lake.max_quarantine_share
+                lake.layout.for_source(source),
+                window.start,
+                max_quarantine_share=lake.max_quarantine_share,
             )
         report: dict[str, Any] = dict(published.report)
         metadata: dict[str, Any] = {
@@ -101,6 +108,7 @@ def build_ingestion_assets(
             "dagster/row_count": published.rows,
             "bytes": published.file_bytes,
             "replayed_from_raw": published.replayed,
+            "source": source,
             "rows_quarantined": int(report.get("rows_quarantined", 0) or 0),
             "counts_by_status": dg.MetadataValue.json(report.get("counts_by_status") or {}),
             "fields_missing": dg.MetadataValue.json(report.get("fields_missing") or {}),

@@ -1,7 +1,7 @@
 -- Growth per day over the last 7 and 30 days (least-squares slope), bytes and inodes: one row
--- per active volume (scope 'volume', from its reconciliations) and one for the fleet
+-- per active volume (scope 'volume', from its reconciliations) and one per source for its fleet
 -- (scope 'fleet', volume_id null, from fleet_daily's end-of-day totals).
--- grain: (scope, volume_id)
+-- grain: (scope, source, volume_id)
 -- depends on: volume_observations, volumes, fleet_daily
 -- parameters: $as_of
 with
@@ -16,7 +16,7 @@ observations as (
 ),
 
 active_volumes as (
-    select volume_id from volumes where is_active
+    select source, volume_id from volumes where is_active
 ),
 
 fleet_days as (
@@ -30,6 +30,7 @@ fleet_days as (
 per_volume as (
     select
         'volume' as scope,
+        active_volumes.source,
         active_volumes.volume_id,
         regr_slope(used_bytes, x) filter (where x > -7) as bytes_growth_per_day_7d,
         regr_slope(used_bytes, x) as bytes_growth_per_day_30d,
@@ -37,13 +38,16 @@ per_volume as (
         regr_slope(inode_count, x) as inodes_growth_per_day_30d,
         count(observations.x) as observations_30d
     from active_volumes
-    left join observations on active_volumes.volume_id = observations.volume_id
-    group by active_volumes.volume_id
+    left join observations
+        on active_volumes.source = observations.source
+        and active_volumes.volume_id = observations.volume_id
+    group by active_volumes.source, active_volumes.volume_id
 ),
 
 fleet as (
     select
         'fleet' as scope,
+        source,
         cast(null as varchar) as volume_id,
         regr_slope(used_bytes, x) filter (where x > -7) as bytes_growth_per_day_7d,
         regr_slope(used_bytes, x) as bytes_growth_per_day_30d,
@@ -51,6 +55,7 @@ fleet as (
         regr_slope(inode_count, x) as inodes_growth_per_day_30d,
         count(*) as observations_30d
     from fleet_days
+    group by source
 ),
 
 final as (

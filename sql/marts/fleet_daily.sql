@@ -1,7 +1,7 @@
--- One row per UTC day: the fleet at the day's last snapshot. Volumes by status, total usage,
+-- One row per source (fleet) and UTC day: the fleet at its day's last snapshot. Volumes by status, total usage,
 -- total bounded quota and its utilization, unlimited volumes. host_id is deprecated and not
 -- identity, so hosts appear only as a diagnostic count.
--- grain: day
+-- grain: (source, day)
 -- depends on: volume_daily
 -- parameters: $since (first day built; a full build binds the epoch)
 -- incremental: day (an incremental build replaces the rows from $since on)
@@ -13,21 +13,23 @@ volume_days as (
 ),
 
 day_ends as (
-    select day, max(last_snapshot_at) as snapshot_at
+    select source, day, max(last_snapshot_at) as snapshot_at
     from volume_days
-    group by day
+    group by source, day
 ),
 
 end_of_day as (
     select volume_days.*, day_ends.snapshot_at
     from volume_days
     inner join day_ends
-        on volume_days.day = day_ends.day
+        on volume_days.source = day_ends.source
+        and volume_days.day = day_ends.day
         and volume_days.last_snapshot_at = day_ends.snapshot_at
 ),
 
 final as (
     select
+        source,
         day,
         any_value(snapshot_at) as snapshot_at,
         count(*) as volumes,
@@ -48,7 +50,7 @@ final as (
         count(*) filter (where max_size_bytes is null) as unlimited_volumes,
         count(distinct host_id) as hosts_diagnostic
     from end_of_day
-    group by day
+    group by source, day
 )
 
 select * from final

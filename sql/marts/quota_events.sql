@@ -1,6 +1,6 @@
 -- Every change of a volume's limit (max_size_bytes, max_file_count or max_mounts) between two
 -- consecutive snapshots of that volume; null means unlimited, so a change to or from null counts.
--- grain: (volume_id, limit_name, changed_at)
+-- grain: (source, volume_id, limit_name, changed_at)
 -- depends on: volume_snapshots, volume_daily (each volume's last limits before $since)
 -- parameters: $since (first day built; a full build binds the epoch)
 -- incremental: changed_at (an incremental build replaces the rows from $since on)
@@ -10,6 +10,7 @@ earlier as (
     -- a volume's last snapshot before $since is the end of its last day before it, so a change
     -- at the first snapshot on or after $since is compared with it
     select
+        source,
         volume_id,
         max(last_snapshot_at) as snapshot_at,
         arg_max_null(max_size_bytes, last_snapshot_at) as max_size_bytes,
@@ -17,20 +18,21 @@ earlier as (
         arg_max_null(max_mounts, last_snapshot_at) as max_mounts
     from volume_daily
     where day < $since
-    group by volume_id
+    group by source, volume_id
 ),
 
 snapshots as (
-    select volume_id, snapshot_at, max_size_bytes, max_file_count, max_mounts
+    select source, volume_id, snapshot_at, max_size_bytes, max_file_count, max_mounts
     from volume_snapshots
     where snapshot_at >= $since
     union all
-    select volume_id, snapshot_at, max_size_bytes, max_file_count, max_mounts
+    select source, volume_id, snapshot_at, max_size_bytes, max_file_count, max_mounts
     from earlier
 ),
 
 compared as (
     select
+        source,
         volume_id,
         snapshot_at,
         lag(snapshot_at) over w as previous_snapshot_at,
@@ -41,7 +43,7 @@ compared as (
         cast(max_mounts as bigint) as max_mounts,
         cast(lag(max_mounts) over w as bigint) as previous_max_mounts
     from snapshots
-    window w as (partition by volume_id order by snapshot_at)
+    window w as (partition by source, volume_id order by snapshot_at)
 ),
 
 changed as (
@@ -56,15 +58,15 @@ changed as (
 ),
 
 events as (
-    select volume_id, 'max_size_bytes' as limit_name, previous_max_size_bytes as old_value,
+    select source, volume_id, 'max_size_bytes' as limit_name, previous_max_size_bytes as old_value,
         max_size_bytes as new_value, snapshot_at as changed_at, previous_snapshot_at
     from changed where max_size_bytes is distinct from previous_max_size_bytes
     union all
-    select volume_id, 'max_file_count', previous_max_file_count,
+    select source, volume_id, 'max_file_count', previous_max_file_count,
         max_file_count, snapshot_at, previous_snapshot_at
     from changed where max_file_count is distinct from previous_max_file_count
     union all
-    select volume_id, 'max_mounts', previous_max_mounts,
+    select source, volume_id, 'max_mounts', previous_max_mounts,
         max_mounts, snapshot_at, previous_snapshot_at
     from changed where max_mounts is distinct from previous_max_mounts
 ),

@@ -2,7 +2,7 @@
 -- against max_file_count), with an 80% interval. Method and states: README, "Forecasting method".
 -- Usage is fitted on reconciliations (volume_observations) after the latest level shift in the
 -- window, as daily means once the fit spans a week; the trend must be significant to count.
--- grain: (volume_id, resource) for volumes in the latest snapshot
+-- grain: (source, volume_id, resource) for volumes in their source's latest snapshot
 -- depends on: volumes, volume_observations
 -- parameters: $as_of, $window_days, $daily_fit_days, $shift_min_share, $shift_min_steps,
 --   $z_interval, $z_trend, $min_history_hours, $min_observations, $stale_after,
@@ -20,11 +20,11 @@ observations as (
 ),
 
 current_usage as (
-    select volume_id, 'bytes' as resource, used_bytes as current, max_size_bytes as quota,
+    select source, volume_id, 'bytes' as resource, used_bytes as current, max_size_bytes as quota,
         last_reconciled_at
     from active_volumes
     union all
-    select volume_id, 'inodes', inode_count, max_file_count, last_reconciled_at
+    select source, volume_id, 'inodes', inode_count, max_file_count, last_reconciled_at
     from active_volumes
 ),
 
@@ -36,75 +36,80 @@ observation_steps as (
         lag(used_bytes) over w as used_bytes_previous,
         lag(inode_count) over w as inode_count_previous
     from observations
-    window w as (partition by volume_id order by reconciled_at)
+    window w as (partition by source, volume_id order by reconciled_at)
 ),
 
 steps as (
     -- x: days relative to as_of (negative = before it); y: the resource's usage
-    select volume_id, 'bytes' as resource, reconciled_at,
+    select source, volume_id, 'bytes' as resource, reconciled_at,
         (epoch(reconciled_at) - epoch($as_of)) / 86400.0 as x, cast(used_bytes as double) as y,
         cast(used_bytes_previous as double) as y_previous
     from observation_steps
     union all
-    select volume_id, 'inodes', reconciled_at,
+    select source, volume_id, 'inodes', reconciled_at,
         (epoch(reconciled_at) - epoch($as_of)) / 86400.0, cast(inode_count as double),
         cast(inode_count_previous as double)
     from observation_steps
 ),
 
 points as (
-    select volume_id, resource, reconciled_at, x, y from steps
+    select source, volume_id, resource, reconciled_at, x, y from steps
 ),
 
 typical_steps as (
-    select volume_id, resource, median(abs(y - y_previous)) as typical_step
+    select source, volume_id, resource, median(abs(y - y_previous)) as typical_step
     from steps
     where y_previous is not null
-    group by volume_id, resource
+    group by source, volume_id, resource
 ),
 
 level_shifts as (
     -- a drop that is both a large share of the level and far beyond the usual step size:
     -- a cleanup or delete, not noise or the downswing of a cycle
-    select steps.volume_id, steps.resource, max(steps.x) as shift_x
+    select steps.source, steps.volume_id, steps.resource, max(steps.x) as shift_x
     from steps
     inner join typical_steps
-        on steps.volume_id = typical_steps.volume_id
+        on steps.source = typical_steps.source
+        and steps.volume_id = typical_steps.volume_id
         and steps.resource = typical_steps.resource
     where steps.y_previous - steps.y > $shift_min_share * steps.y_previous
         and steps.y_previous - steps.y > $shift_min_steps * typical_steps.typical_step
-    group by steps.volume_id, steps.resource
+    group by steps.source, steps.volume_id, steps.resource
 ),
 
 fit_points as (
     select points.*
     from points
     left join level_shifts
-        on points.volume_id = level_shifts.volume_id
+        on points.source = level_shifts.source
+        and points.volume_id = level_shifts.volume_id
         and points.resource = level_shifts.resource
     where points.x >= coalesce(level_shifts.shift_x, -1e9)
 ),
 
 history as (
     select
+        source,
         volume_id,
         resource,
         count(*) as observations,
         min(reconciled_at) as trend_since,
         (max(x) - min(x)) * 24 as history_hours
     from fit_points
-    group by volume_id, resource
+    group by source, volume_id, resource
 ),
 
 buckets as (
     -- daily means once the fit spans a week: daily and weekly cycles average out instead of
     -- looking like trends, and hourly noise no longer inflates the sample size
-    select fit_points.volume_id, fit_points.resource, avg(x) as x, avg(y) as y
+    select fit_points.source, fit_points.volume_id, fit_points.resource, avg(x) as x, avg(y) as y
     from fit_points
     inner join history
-        on fit_points.volume_id = history.volume_id
+        on fit_points.source = history.source
+        and fit_points.volume_id = history.volume_id
         and fit_points.resource = history.resource
     group by
+        fit_points.source,
         fit_points.volume_id,
         fit_points.resource,
         case when history.history_hours >= 24 * $daily_fit_days then ceil(x) else x end
@@ -112,6 +117,7 @@ buckets as (
 
 fits as (
     select
+        source,
         volume_id,
         resource,
         regr_count(y, x) as fit_points,
@@ -122,7 +128,7 @@ fits as (
         regr_avgx(y, x) as x_mean,
         regr_avgy(y, x) as y_mean
     from buckets
-    group by volume_id, resource
+    group by source, volume_id, resource
     having regr_count(y, x) >= 3 and regr_sxx(y, x) > 0
 ),
 
@@ -130,26 +136,30 @@ observation_noise as (
     -- spread of single observations around the fitted line: the truth reaches the quota when
     -- an observation does, not when the mean line does, so the interval carries this spread
     select
+        fit_points.source,
         fit_points.volume_id,
         fit_points.resource,
         coalesce(stddev_samp(fit_points.y - (fits.intercept + fits.slope * fit_points.x)), 0.0)
             as noise_sd
     from fit_points
     inner join fits
-        on fit_points.volume_id = fits.volume_id
+        on fit_points.source = fits.source
+        and fit_points.volume_id = fits.volume_id
         and fit_points.resource = fits.resource
-    group by fit_points.volume_id, fit_points.resource
+    group by fit_points.source, fit_points.volume_id, fit_points.resource
 ),
 
 residuals as (
     select
+        buckets.source,
         buckets.volume_id,
         buckets.resource,
         buckets.x,
         buckets.y - (fits.intercept + fits.slope * buckets.x) as residual
     from buckets
     inner join fits
-        on buckets.volume_id = fits.volume_id
+        on buckets.source = fits.source
+        and buckets.volume_id = fits.volume_id
         and buckets.resource = fits.resource
 ),
 
@@ -157,17 +167,18 @@ autocorrelation as (
     -- lag-1 autocorrelation of the residuals: a cycle or a slow wander leaves correlated
     -- residuals, which carry less information than independent noise
     select
+        source,
         volume_id,
         resource,
         greatest(0.0, least(0.9, coalesce(
             sum(residual * residual_previous) / nullif(sum(residual * residual), 0), 0.0
         ))) as r1
     from (
-        select *, lag(residual) over (partition by volume_id, resource order by x)
+        select *, lag(residual) over (partition by source, volume_id, resource order by x)
             as residual_previous
         from residuals
     )
-    group by volume_id, resource
+    group by source, volume_id, resource
 ),
 
 trends as (
@@ -184,7 +195,8 @@ trends as (
         ) as df
     from fits
     inner join autocorrelation
-        on fits.volume_id = autocorrelation.volume_id
+        on fits.source = autocorrelation.source
+        and fits.volume_id = autocorrelation.volume_id
         and fits.resource = autocorrelation.resource
 ),
 
@@ -237,13 +249,16 @@ joined as (
         current_usage.quota - classified.y_mean as headroom_at_mean
     from current_usage
     left join history
-        on current_usage.volume_id = history.volume_id
+        on current_usage.source = history.source
+        and current_usage.volume_id = history.volume_id
         and current_usage.resource = history.resource
     left join classified
-        on current_usage.volume_id = classified.volume_id
+        on current_usage.source = classified.source
+        and current_usage.volume_id = classified.volume_id
         and current_usage.resource = classified.resource
     left join observation_noise
-        on current_usage.volume_id = observation_noise.volume_id
+        on current_usage.source = observation_noise.source
+        and current_usage.volume_id = observation_noise.volume_id
         and current_usage.resource = observation_noise.resource
 ),
 
@@ -293,6 +308,7 @@ days as (
 
 final as (
     select
+        source,
         volume_id,
         resource,
         $as_of as as_of,

@@ -1,6 +1,6 @@
 -- One row per volume per UTC day: end-of-day and peak usage, quotas and status at the end of
 -- the day, utilization ratios (end-of-day usage over end-of-day quota; null when unlimited).
--- grain: (volume_id, day)
+-- grain: (source, volume_id, day)
 -- depends on: volume_snapshots
 -- parameters: $since (first day built; a full build binds the epoch)
 -- incremental: day (an incremental build replaces the rows from $since on)
@@ -14,6 +14,7 @@ snapshots as (
 
 daily as (
     select
+        source,
         volume_id,
         day,
         min(snapshot_at) as first_snapshot_at,
@@ -32,7 +33,7 @@ daily as (
         arg_max_null(status, snapshot_at) as status,
         arg_max_null(host_id, snapshot_at) as host_id
     from snapshots
-    group by volume_id, day
+    group by source, volume_id, day
 ),
 
 final as (

@@ -1,7 +1,7 @@
 -- One row per active volume: its binding resource (the one that fills first among bytes,
 -- inodes and mounts), with that resource's days to full and risk, so a dashboard sorts one list.
 -- Mounts are not forecast: mount pressure is the current mount_count / max_mounts, `full` at 100%.
--- grain: volume_id
+-- grain: (source, volume_id)
 -- depends on: quota_forecast, volumes
 -- parameters: $as_of
 with
@@ -16,6 +16,7 @@ active_volumes as (
 
 mounts as (
     select
+        source,
         volume_id,
         'mounts' as resource,
         cast(mount_count as bigint) as current,
@@ -35,7 +36,7 @@ mounts as (
 ),
 
 candidates as (
-    select volume_id, resource, current, quota, utilization, days_to_full, full_at,
+    select source, volume_id, resource, current, quota, utilization, days_to_full, full_at,
         days_to_full_low, days_to_full_high, state, risk
     from forecasts
     union all
@@ -46,7 +47,7 @@ ranked as (
     select
         *,
         row_number() over (
-            partition by volume_id
+            partition by source, volume_id
             order by days_to_full asc nulls last, utilization desc nulls last, resource
         ) as rank
     from candidates
@@ -54,6 +55,7 @@ ranked as (
 
 by_resource as (
     select
+        source,
         volume_id,
         max(days_to_full) filter (where resource = 'bytes') as bytes_days_to_full,
         max(utilization) filter (where resource = 'bytes') as bytes_utilization,
@@ -61,11 +63,12 @@ by_resource as (
         max(utilization) filter (where resource = 'inodes') as inodes_utilization,
         max(utilization) filter (where resource = 'mounts') as mounts_utilization
     from candidates
-    group by volume_id
+    group by source, volume_id
 ),
 
 final as (
     select
+        ranked.source,
         ranked.volume_id,
         active_volumes.name,
         $as_of as as_of,
@@ -85,8 +88,12 @@ final as (
         by_resource.inodes_utilization,
         by_resource.mounts_utilization
     from ranked
-    inner join active_volumes on ranked.volume_id = active_volumes.volume_id
-    inner join by_resource on ranked.volume_id = by_resource.volume_id
+    inner join active_volumes
+        on ranked.source = active_volumes.source
+        and ranked.volume_id = active_volumes.volume_id
+    inner join by_resource
+        on ranked.source = by_resource.source
+        and ranked.volume_id = by_resource.volume_id
     where ranked.rank = 1
 )
 

@@ -1,7 +1,7 @@
 -- One row per volume ever seen: its latest state, when it was first and last seen, whether it
--- is in the latest snapshot (is_active) and, if not, the first snapshot it was missing from
--- (deleted_at).
--- grain: volume_id
+-- is in its source's latest snapshot (is_active) and, if not, the first snapshot of its source
+-- it was missing from (deleted_at).
+-- grain: (source, volume_id)
 -- depends on: volume_daily, volume_snapshots
 -- parameters: none
 -- Sightings are counted from volume_daily (a row per volume-day instead of per snapshot), so
@@ -15,16 +15,17 @@ days as (
 
 seen as (
     select
+        source,
         volume_id,
         min(first_snapshot_at) as first_seen,
         max(last_snapshot_at) as last_seen,
         cast(sum(snapshot_count) as bigint) as snapshot_count
     from days
-    group by volume_id
+    group by source, volume_id
 ),
 
 snapshot_instants as (
-    select distinct snapshot_at from volume_snapshots
+    select distinct source, snapshot_at from volume_snapshots
     where snapshot_at > (select min(last_seen) from seen)
 ),
 
@@ -32,20 +33,24 @@ latest_state as (
     select volume_snapshots.*
     from volume_snapshots
     inner join seen
-        on volume_snapshots.volume_id = seen.volume_id
+        on volume_snapshots.source = seen.source
+        and volume_snapshots.volume_id = seen.volume_id
         and volume_snapshots.snapshot_at = seen.last_seen
 ),
 
 disappearances as (
-    -- the first snapshot after a volume's last sighting is the one it vanished from
-    select seen.volume_id, instants.snapshot_at as deleted_at
+    -- the first snapshot of its source after a volume's last sighting is the one it vanished
+    -- from (a source that stopped answering deletes nothing)
+    select seen.source, seen.volume_id, instants.snapshot_at as deleted_at
     from seen
     asof inner join snapshot_instants as instants
-        on instants.snapshot_at > seen.last_seen
+        on instants.source = seen.source
+        and instants.snapshot_at > seen.last_seen
 ),
 
 final as (
     select
+        latest_state.source,
         latest_state.volume_id,
         latest_state.name,
         latest_state.created_at,
@@ -64,8 +69,12 @@ final as (
         disappearances.deleted_at is null as is_active,
         disappearances.deleted_at
     from latest_state
-    inner join seen on latest_state.volume_id = seen.volume_id
-    left join disappearances on latest_state.volume_id = disappearances.volume_id
+    inner join seen
+        on latest_state.source = seen.source
+        and latest_state.volume_id = seen.volume_id
+    left join disappearances
+        on latest_state.source = disappearances.source
+        and latest_state.volume_id = disappearances.volume_id
 )
 
 select * from final

@@ -1,6 +1,6 @@
 -- One row per volume per reconciliation: usage is measured at last_reconciled_at, so a value
 -- seen again in later snapshots with the same reconciliation time is one observation, not two.
--- grain: (volume_id, reconciled_at)
+-- grain: (source, volume_id, reconciled_at)
 -- depends on: volume_snapshots, volume_observations_before (source: what an incremental build
 --   keeps of the reconciliations it rebuilds, their snapshots before $since; empty in a full
 --   build)
@@ -20,6 +20,7 @@ snapshots as (
 
 recent as (
     select
+        source,
         volume_id,
         last_reconciled_at as reconciled_at,
         arg_min(used_bytes, snapshot_at) as used_bytes,
@@ -27,11 +28,12 @@ recent as (
         min(snapshot_at) as first_seen_at,
         count(*) as snapshot_count
     from snapshots
-    group by volume_id, last_reconciled_at
+    group by source, volume_id, last_reconciled_at
 ),
 
 final as (
     select
+        coalesce(earlier.source, recent.source) as source,
         coalesce(earlier.volume_id, recent.volume_id) as volume_id,
         coalesce(earlier.reconciled_at, recent.reconciled_at) as reconciled_at,
         case when earlier.volume_id is null then recent.used_bytes else earlier.used_bytes end
@@ -43,7 +45,8 @@ final as (
             as snapshot_count
     from volume_observations_before as earlier
     full outer join recent
-        on earlier.volume_id = recent.volume_id
+        on earlier.source = recent.source
+        and earlier.volume_id = recent.volume_id
         and earlier.reconciled_at = recent.reconciled_at
     where coalesce(earlier.snapshot_count, 0) + coalesce(recent.snapshot_count, 0) > 0
 )

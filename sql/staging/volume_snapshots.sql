@@ -1,5 +1,5 @@
 -- One row per volume per snapshot: the lake's columns and types, duplicates removed.
--- grain: (volume_id, snapshot_at)
+-- grain: (source, volume_id, snapshot_at); volume ids are unique only within a source (fleet)
 -- depends on: lake_volume_snapshots (source view over the Parquet lake)
 -- parameters: $as_of (snapshots after it are ignored, so a past build can be replayed),
 --   $since (first day built; a full build binds the epoch)
@@ -20,6 +20,7 @@ lake as (
 
 final as (
     select
+        source,
         volume_id,
         name,
         created_at,
