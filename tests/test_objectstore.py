@@ -287,3 +287,16 @@ def test_killed_ingests_never_leave_a_partial_or_unreadable_object(world, s3, tm
         duplicate_rows=0,
         corrupt_files=0,
     )
+
+
+def test_every_source_of_a_fleet_deployment_writes_to_the_same_bucket(monkeypatch, tmp_path):
+    monkeypatch.setenv("VOLCAP_CACHE_DIR", str(tmp_path / "cache"))
+    layout = resolve_layout(f"s3://{BUCKET}/{PREFIX}").for_source("eu-west")
+    assert layout.remote is not None and layout.remote.url == f"s3://{BUCKET}/{PREFIX}"
+    at = datetime(2025, 1, 8, 4, tzinfo=UTC)
+    assert layout.remote.key(layout.lake_file(at)) == (
+        "lake/volume_snapshots/snapshot_date=2025-01-08/20250108T0400Z.eu-west.parquet"
+    )
+    assert layout.remote.key(layout.raw_sidecar(at)) == (
+        "raw/volume_snapshots/source=eu-west/snapshot_date=2025-01-08/20250108T0400Z.meta.json"
+    )

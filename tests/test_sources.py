@@ -339,3 +339,38 @@ def test_lake_files_written_before_sources_existed_read_as_the_default_source(tm
         ]
     [compacted] = day_folder(DataDir.at(tmp_path), date(2026, 3, 1)).glob("day-*.parquet")
     assert pl.read_parquet(compacted)["source"].unique().to_list() == ["default"]
+
+
+def test_each_schedule_tick_requests_one_run_per_source(tmp_path, monkeypatch):
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+
+    path = sources_file(
+        tmp_path,
+        """
+        [[sources]]
+        name = "eu-west"
+        url = "http://127.0.0.1:1"
+        token_env = "EU_KEY"
+
+        [[sources]]
+        name = "us-east"
+        url = "http://127.0.0.1:2"
+        token_env = "US_KEY"
+        """,
+    )
+    monkeypatch.setenv("VOLCAP_SOURCES", str(path))
+    defs = build_definitions()
+    schedule = defs.resolve_schedule_def("snapshot_schedule")
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 27, 13, 5, tzinfo=UTC),
+        repository_def=defs.get_repository_def(),
+    )
+    requests = list(schedule.evaluate_tick(context).run_requests or [])
+    assert sorted(str(r.partition_key) for r in requests) == [
+        "eu-west|2026-11-27-13:00",
+        "us-east|2026-11-27-13:00",
+    ]
+    assert len({r.run_key for r in requests}) == 2
+    assert sorted(r.tags["volcap/source"] for r in requests) == ["eu-west", "us-east"]
