@@ -38,5 +38,10 @@ LEVEL_SHIFT_MIN_SHARE = 0.10
 #: ...and at least this many times the median step between consecutive observations.
 LEVEL_SHIFT_MIN_STEPS = 5.0
 
+#: quota_forecast_history keeps every build of the last this many days, and before that the
+#: last build of each UTC day: hourly builds would otherwise add 24 forecasts per volume and
+#: resource a day (263M rows a year at 10k volumes), copied by every build.
+FORECAST_HISTORY_EVERY_BUILD_DAYS = 7
+
 #: Asset-check windows: partitions and row counts are checked over this much recent history.
 CHECK_RECENT_WINDOW = timedelta(days=1)

@@ -90,6 +90,7 @@ class ForecastParams:
     daily_fit_days: float = settings.DAILY_FIT_MIN_DAYS
     shift_min_share: float = settings.LEVEL_SHIFT_MIN_SHARE
     shift_min_steps: float = settings.LEVEL_SHIFT_MIN_STEPS
+    history_every_build_days: int = settings.FORECAST_HISTORY_EVERY_BUILD_DAYS
 
     def bindings(self, as_of: datetime, built_at: datetime) -> dict[str, Any]:
         """Every named parameter a model may use."""
@@ -109,6 +110,7 @@ class ForecastParams:
             "daily_fit_days": self.daily_fit_days,
             "shift_min_share": self.shift_min_share,
             "shift_min_steps": self.shift_min_steps,
+            "history_every_build_days": self.history_every_build_days,
         }
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import polars as pl
 import pytest
@@ -131,6 +132,15 @@ def test_ingest_build_and_report_land_in_the_bucket_with_the_local_layout(world,
         snapshots = con.execute("select count(distinct snapshot_at) from volume_snapshots")
         assert snapshots.fetchone()[0] == 3
     assert volumes == counts["len"].max()
+
+    # the Dagster materialization says where the partition lives in the bucket
+    from dagster._core.instance.ref import InstanceRef
+
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("volume_snapshots"))
+    assert event is not None and event.asset_materialization is not None
+    uri = event.asset_materialization.metadata["object_uri"].value
+    assert uri == f"s3://{BUCKET}/{lake[-1]}"
 
     # neither secret reaches the bucket
     for key in keys:

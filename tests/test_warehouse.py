@@ -167,3 +167,20 @@ def test_checks_flag_a_gap_and_a_row_drop(tmp_path):
     assert (gap.passed, gap.metadata["missing_snapshots"]) == (False, 1)
     assert (drop.passed, drop.metadata["worst_drop_share"]) == (False, 0.3)
     assert not stale.passed
+
+
+def test_history_keeps_every_recent_build_and_one_build_per_older_day(tmp_path):
+    lake(tmp_path, hours=14 * 24)
+    old_morning, old_evening = END - timedelta(days=10, hours=6), END - timedelta(days=10)
+    recent_morning, recent_evening = END - timedelta(hours=6), END - timedelta(hours=1)
+    for as_of in (old_morning, old_evening, recent_morning, recent_evening, END):
+        build_warehouse(tmp_path, as_of=as_of)
+    with connect_published(tmp_path) as con:
+        kept = [
+            row[0]
+            for row in con.execute(
+                "select distinct as_of from quota_forecast_history order by as_of"
+            ).fetchall()
+        ]
+    # older than a week: only the day's last build stays; the last week: every build
+    assert kept == [old_evening, recent_morning, recent_evening, END]

@@ -1,5 +1,6 @@
 """Ingestion layer: the raw API response, and the typed lake partition normalized from it."""
 
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -7,6 +8,7 @@ import dagster as dg
 from pipelines.client import VolumeApi
 from pipelines.contract import LAKE_SCHEMA
 from pipelines.ingest import land_raw, publish_lake
+from pipelines.lake import DataDir
 from pipelines.partitions import resolve_key
 from pipelines.redaction import scrubbed_errors
 from pipelines.resources import LakeStore, source_api
@@ -43,10 +45,11 @@ def build_ingestion_assets(
         validated against the contract before anything is written. Immutable input for replay.
         """
         window, source = resolve_key(partitions, context.partition_key)
+        layout = lake.layout.for_source(source)
         with scrubbed_errors():
             landed = land_raw(
                 source_api(volume_api, by_name[source]),
-                lake.layout.for_source(source),
+                layout,
                 window,
                 max_quarantine_share=lake.max_quarantine_share,
                 min_volume_share=lake.min_volume_share,
@@ -67,6 +70,7 @@ def build_ingestion_assets(
                 "attempts": landed.fetch.attempts,
                 "volumes": landed.normalized.rows_in,
                 "source": source,
+                **_object_uri(layout, landed.raw_path),
             },
             data_version=dg.DataVersion(landed.fetch.sha256),
         )
@@ -96,9 +100,10 @@ def build_ingestion_assets(
         rerun replaces the partition;
         materializing it alone replays the landed raw body."""
         window, source = resolve_key(partitions, context.partition_key)
+        layout = lake.layout.for_source(source)
         with scrubbed_errors():
             published = publish_lake(
-                lake.layout.for_source(source),
+                layout,
                 window.start,
                 max_quarantine_share=lake.max_quarantine_share,
             )
@@ -115,6 +120,7 @@ def build_ingestion_assets(
             "fields_unknown": dg.MetadataValue.json(report.get("fields_unknown") or {}),
             "unknown_statuses": dg.MetadataValue.json(report.get("unknown_statuses") or {}),
             "dagster/column_schema": LAKE_COLUMNS,
+            **_object_uri(layout, published.path),
         }
         if published.quarantine_path:
             metadata["quarantine_path"] = dg.MetadataValue.path(str(published.quarantine_path))
@@ -134,3 +140,11 @@ def build_ingestion_assets(
         return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
     return [raw_volume_snapshots, volume_snapshots]
+
+
+def _object_uri(layout: DataDir, path: Path) -> dict[str, Any]:
+    """With an object-store data dir, where the published file lives in the bucket (`path` is
+    its copy in the local cache)."""
+    if layout.remote is None:
+        return {}
+    return {"object_uri": dg.MetadataValue.url(layout.remote.address(path))}
