@@ -310,3 +310,32 @@ def test_every_source_of_a_fleet_deployment_writes_to_the_same_bucket(monkeypatc
     assert layout.remote.key(layout.raw_sidecar(at)) == (
         "raw/volume_snapshots/source=eu-west/snapshot_date=2025-01-08/20250108T0400Z.meta.json"
     )
+
+
+def test_two_fleets_share_one_bucket(world, s3, simulator, tmp_path):
+    _, env, prefix, cache = world
+    eu, us = (simulator(volumes=60, seed=4, token=key) for key in ("eu-key-1234", "us-key-5678"))
+    at = DAY + timedelta(hours=16, minutes=10)
+    for sim in (eu, us):
+        sim.set_clock(at)
+    sources = tmp_path / "sources.toml"
+    sources.write_text(
+        f'[[sources]]\nname = "eu-west"\nurl = "{eu.url}"\ntoken_env = "EU_KEY"\n\n'
+        f'[[sources]]\nname = "us-east"\nurl = "{us.url}"\ntoken_env = "US_KEY"\n'
+    )
+    fleet = {
+        **env,
+        "VOLCAP_SOURCES": str(sources),
+        "EU_KEY": "eu-key-1234",
+        "US_KEY": "us-key-5678",
+    }
+    result = volcap("ingest", "--at", at.isoformat(), env=fleet)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert volcap("build", env=fleet).returncode == 0
+    assert sorted(lake_objects(s3, prefix)) == [
+        f"{prefix}/lake/volume_snapshots/snapshot_date=2025-01-08/20250108T1600Z.{name}.parquet"
+        for name in ("eu-west", "us-east")
+    ]
+    with duckdb.connect(str(cache / "warehouse.duckdb"), read_only=True) as con:
+        per_source = con.execute("select source, count(*) from volumes group by all order by 1")
+        assert per_source.fetchall() == [("eu-west", 60), ("us-east", 60)]
