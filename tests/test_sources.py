@@ -6,9 +6,7 @@ volume ids, which is exactly why `source` is part of every key.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import textwrap
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -25,6 +23,7 @@ from pipelines.warehouse import PUBLIC_TABLES, build_warehouse
 from simulator import DEFAULT_START
 from tests.lakegen import END, Volume, snapshots, write_lake
 from tests.reliability import harness as h
+from tests.test_cli import volcap as run_cli
 
 EU_KEY = "canary-eu-west-5d1c7a"
 US_KEY = "canary-us-east-90be44"
@@ -34,14 +33,8 @@ SLUG = f"{AT:%Y%m%dT%H}00Z"
 
 
 def volcap(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=Path(__file__).parent.parent,
-    )
+    """The CLI as a user runs it (tests.test_cli), with room for one run per source."""
+    return run_cli(*args, env=env, timeout=300)
 
 
 def sources_file(tmp_path: Path, text: str) -> Path:
