@@ -1,4 +1,4 @@
-"""The upstream contract (../shared/api/volumes.openapi.yaml) and the lake's explicit schema."""
+"""The upstream contract (api/volumes.openapi.yaml, our copy) and the lake's explicit schema."""
 
 from __future__ import annotations
 

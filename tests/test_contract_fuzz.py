@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "api" / "volumes.openapi.yaml"
+SPEC = Path(__file__).resolve().parents[1] / "api" / "volumes.openapi.yaml"
 TOKEN = "canary-schemathesis-5e1f"
 
 

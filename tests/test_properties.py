@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from pipelines.normalize import SnapshotRejected, normalize
 
-CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "api" / "volumes.openapi.yaml"
+CONTRACT = Path(__file__).resolve().parents[1] / "api" / "volumes.openapi.yaml"
 SCHEMA: dict[str, Any] = yaml.safe_load(CONTRACT.read_text())["components"]["schemas"]["Volume"]
 SNAPSHOT_AT = datetime(2026, 11, 27, 1, tzinfo=UTC)
 BOUNDED = settings(
