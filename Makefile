@@ -2,8 +2,11 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
-PY := .venv/bin/python
+# uv: the one on the PATH, else a private copy in .tools/ (tools/bootstrap_uv.py installs it
+# from the package index on any Python >= 3.11, a distribution's externally-managed one included)
+UV_VERSION := 0.13.9
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+PYTHON ?= python3
 export VOLCAP_DATA_DIR ?= $(CURDIR)/data
 # with an object-store data dir (s3://bucket/prefix) the local files live in its cache
 ifneq ($(filter s3://%,$(VOLCAP_DATA_DIR)),)
@@ -19,8 +22,11 @@ export DAGSTER_HOME ?= $(LOCAL_DATA_DIR)/dagster_home
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(UV):
-	@command -v uv >/dev/null 2>&1 || python3 -m pip install --user --quiet uv
+$(CURDIR)/.tools/bin/uv:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "volcap needs Python >= 3.11 as $(PYTHON) (found: $$($(PYTHON) --version 2>&1))" >&2; \
+	  exit 1; }
+	$(PYTHON) tools/bootstrap_uv.py --version $(UV_VERSION) --dest $(CURDIR)/.tools
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --locked
@@ -63,5 +69,5 @@ bench: install ## benchmarks (ingest, build, compaction, object store) with thei
 	$(UV) run --locked --group bench python -m bench.objectstore
 
 clean: ## remove generated data (keeps the environment)
-	rm -rf data/* .pytest_cache
+	rm -rf data/* data/.[!.]* .pytest_cache
 	@touch data/.gitkeep
