@@ -10,10 +10,10 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
 
 def _parse_instant(text: str) -> datetime:
@@ -28,14 +28,40 @@ class IngestFailed(RuntimeError):
     """Some sources did not land; the message names them and their reasons."""
 
 
+def _check_at(at: datetime) -> None:
+    """`--at` must name a partition that exists on this machine's clock."""
+    from pipelines import config, settings
+
+    cadence = config.cadence_minutes()
+    step = cadence * 60
+    now = datetime.now(UTC)
+    current_start = datetime.fromtimestamp(now.timestamp() // step * step, UTC)
+    first = datetime.strptime(settings.PARTITIONS_START, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
+    if at >= current_start + timedelta(minutes=cadence):
+        raise config.ConfigError(
+            f"--at {at:%Y-%m-%dT%H:%M:%SZ} is in this machine's future (now "
+            f"{now:%Y-%m-%dT%H:%M:%SZ}); expected an instant up to the current "
+            f"{cadence}-minute window, which starts {current_start:%Y-%m-%dT%H:%MZ}"
+        )
+    if at < first:
+        raise config.ConfigError(
+            f"--at {at:%Y-%m-%dT%H:%M:%SZ} is before the first partition "
+            f"({first:%Y-%m-%dT%H:%MZ}); expected a later instant"
+        )
+
+
 def cmd_ingest(args: argparse.Namespace) -> str:
-    from pipelines.runner import run_snapshot, run_snapshots, snapshot_sources
+    from pipelines import config
 
     started = time.monotonic()
+    configured = [source.name for source in config.check_ingest()]
     at = args.at or datetime.now(UTC)
-    configured = snapshot_sources()
+    _check_at(at)
     if args.source is not None and args.source not in configured:
         raise IngestFailed(f"unknown source {args.source!r} (configured: {', '.join(configured)})")
+
+    from pipelines.runner import run_snapshot, run_snapshots
+
     if configured != ["default"]:
         sources = [args.source] if args.source else configured
         result = run_snapshots(at, sources)
@@ -64,6 +90,9 @@ def cmd_ingest(args: argparse.Namespace) -> str:
 
 
 def cmd_build(args: argparse.Namespace) -> str:
+    from pipelines import config
+
+    config.check_local()
     from pipelines.runner import run_build
 
     started = time.monotonic()
@@ -72,6 +101,9 @@ def cmd_build(args: argparse.Namespace) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> str:
+    from pipelines import config
+
+    config.check_local()
     from pipelines.runner import run_report
 
     path = run_report()
@@ -84,8 +116,16 @@ def cmd_demo(args: argparse.Namespace) -> str:
     return run_demo(days=args.days, volumes=args.volumes, seed=args.seed)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes in one line (argparse prints the whole usage first), exit status 2.
+    (The simulator has its own: the pipeline never imports it.)"""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="volcap",
         description="Capacity history and quota forecasts for a storage platform's volumes. "
         "Configured by VOLCAP_API_URL, VOLCAP_API_TOKEN and VOLCAP_DATA_DIR (or VOLCAP_SOURCES, "

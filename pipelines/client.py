@@ -117,6 +117,8 @@ class VolumeApi(dg.ConfigurableResource):
 
     base_url: str
     token: str
+    #: The environment variable the key came from, named in errors (never the key itself).
+    token_env: str = "VOLCAP_API_TOKEN"
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
     write_timeout: float = 10.0
@@ -147,11 +149,11 @@ class VolumeApi(dg.ConfigurableResource):
     def _check_url(self) -> httpx.URL:
         url = httpx.URL(self.volumes_url)
         if url.scheme not in ("http", "https") or not url.host:
-            raise ApiError(f"VOLCAP_API_URL must be an http(s) URL, got scheme {url.scheme!r}")
+            raise ApiError(f"the API URL must be http(s), got scheme {url.scheme!r}")
         if url.scheme == "http" and not _is_loopback(url.host):
             raise ApiError(f"refusing plain http:// to non-loopback host {url.host}; use https://")
         if not self.token:
-            raise ApiError("VOLCAP_API_TOKEN is empty")
+            raise ApiError(f"{self.token_env} is empty")
         redaction.register_secret(self.token)
         return url
 
@@ -246,13 +248,19 @@ class VolumeApi(dg.ConfigurableResource):
             raise _Retryable(
                 f"HTTP {status}", parse_retry_after(response.headers.get("Retry-After"), now)
             )
+        called = _redacted_url(response.request.url.copy_with(query=None))
         if status in (401, 403):
             raise ApiError(
-                f"HTTP {status} from the volumes API: the key in VOLCAP_API_TOKEN was "
+                f"HTTP {status} from {called}: the key in {self.token_env} was "
                 + ("rejected" if status == 401 else "not allowed to list volumes")
             )
+        if status == 404:
+            raise ApiError(
+                f"HTTP 404 from {called}: no volumes endpoint there; VOLCAP_API_URL (or the "
+                "source's url) must be the API's base URL, to which /v1/volumes is appended"
+            )
         if status != 200:
-            raise ApiError(f"HTTP {status} from the volumes API")
+            raise ApiError(f"HTTP {status} from {called}")
         content_type = response.headers.get("Content-Type", "")
         if "json" not in content_type.lower():
             raise ContractError(

@@ -72,6 +72,23 @@ class Window:
         return self.start <= instant < self.end
 
 
+def outside_window_reason(observed_at: datetime, window: Window) -> str:
+    """Why a snapshot cannot land in `window`, and what to run instead, in one line."""
+    said = f"{observed_at:%Y-%m-%dT%H:%M:%SZ}"
+    span = f"[{window.start:%Y-%m-%dT%H:%MZ}, {window.end:%Y-%m-%dT%H:%MZ})"
+    if observed_at < window.start:
+        where = (
+            f"the API's clock says {said}, before partition {span}: the API is behind the "
+            "instant asked for (a simulator on a frozen or slow clock, or a skewed server)"
+        )
+    else:
+        where = (
+            f"the API's clock says {said}, after partition {span}; the API only serves the "
+            "present, so past partitions cannot be fetched (replay them from raw)"
+        )
+    return f"{where}; to snapshot what it serves now: volcap ingest --at {said}"
+
+
 @dataclass
 class RawLanding:
     fetch: FetchResult
@@ -173,11 +190,7 @@ def _land_raw(
             fetched = api.fetch_to(body)
             observed_at = fetched.date or fetched.fetched_at
             if not window.contains(observed_at):
-                raise OutsideWindow(
-                    f"the API's clock says {observed_at:%Y-%m-%dT%H:%M:%SZ}, outside partition "
-                    f"[{window.start:%Y-%m-%dT%H:%MZ}, {window.end:%Y-%m-%dT%H:%MZ}); the API only "
-                    "serves the present, so past partitions cannot be fetched (replay them from raw)"
-                )
+                raise OutsideWindow(outside_window_reason(observed_at, window))
             staged_raw = stage("raw.json.zst")
             # Compression and validation both release the GIL: run them side by side.
             with ThreadPoolExecutor(max_workers=1) as pool:

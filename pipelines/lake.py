@@ -21,13 +21,10 @@ import polars as pl
 import pyarrow as pa
 
 from pipelines.objectstore import Remote
+from pipelines.sources import DEFAULT_SOURCE, SOURCE_NAME
 
 LAKE_TABLE = "volume_snapshots"
 _SLUG = re.compile(r"^\d{8}T\d{4}Z$")
-#: The source a deployment without a sources file has; its paths carry no source at all.
-DEFAULT_SOURCE = "default"
-#: A source name: safe in a file name and a directory name, never a path.
-SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 # Files and directories we create carry no world access.
 FILE_MODE = 0o640
 DIR_MODE = 0o750

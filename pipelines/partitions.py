@@ -8,11 +8,11 @@ from datetime import datetime
 
 import dagster as dg
 
+from pipelines.config import SUPPORTED_CADENCES
 from pipelines.ingest import Window
 from pipelines.lake import DEFAULT_SOURCE
 from pipelines.settings import DEFAULT_CADENCE_MINUTES, PARTITIONS_START
 
-SUPPORTED_CADENCES = (15, 20, 30, 60)
 PARTITION_FMT = "%Y-%m-%d-%H:%M"
 
 

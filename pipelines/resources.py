@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines import objectstore, redaction, settings
+from pipelines import config, objectstore, redaction, settings
 from pipelines.client import ApiError, VolumeApi
 from pipelines.lake import DataDir
 from pipelines.sources import DEFAULT, Source, load_sources, only_default
@@ -96,9 +96,9 @@ def source_api(template: VolumeApi, source: Source) -> VolumeApi:
     limits = {
         name: getattr(template, name)
         for name in VolumeApi.model_fields
-        if name not in ("base_url", "token")
+        if name not in ("base_url", "token", "token_env")
     }
-    return VolumeApi(**limits, base_url=source.url, token=token)
+    return VolumeApi(**limits, base_url=source.url, token=token, token_env=source.token_env)
 
 
 def build_resources(sources: tuple[Source, ...] = (DEFAULT,)) -> dict[str, object]:
@@ -118,8 +118,8 @@ def build_resources(sources: tuple[Source, ...] = (DEFAULT,)) -> dict[str, objec
 
 
 def cadence_minutes() -> int:
-    """Snapshot cadence from `VOLCAP_CADENCE_MINUTES` (default hourly)."""
-    return int(os.environ.get("VOLCAP_CADENCE_MINUTES") or settings.DEFAULT_CADENCE_MINUTES)
+    """Snapshot cadence from `VOLCAP_CADENCE_MINUTES` (default hourly), validated."""
+    return config.cadence_minutes()
 
 
 def schedules_on_by_default() -> bool:

@@ -13,8 +13,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.lake import DEFAULT_SOURCE, SOURCE_NAME
-
+#: The source a deployment without a sources file has; its paths carry no source at all.
+DEFAULT_SOURCE = "default"
+#: A source name: safe in a file name and a directory name, never a path.
+SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KEYS = frozenset({"name", "url", "token_env"})
 

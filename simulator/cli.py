@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from simulator.clock import iso, parse_instant
 from simulator.server import DEFAULT_START, DEFAULT_TOKEN, serve
@@ -15,11 +17,23 @@ def _start(text: str) -> datetime:
     """An ISO instant, or `now` (the wall clock, whole seconds) for a fleet that runs in real time."""
     if text == "now":
         return datetime.now(UTC).replace(microsecond=0)
-    return parse_instant(text)
+    try:
+        return parse_instant(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an instant; expected ISO 8601 such as 2025-01-06T00:00:00Z, or now"
+        ) from None
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes in one line (argparse prints the whole usage first), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser(prog: str = "volcap simulate") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    parser = OneLineParser(prog=prog, description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     parser.add_argument("--volumes", type=int, default=2_000, help="volumes existing at --start")
@@ -37,7 +51,24 @@ def build_parser(prog: str = "volcap simulate") -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        _serve(args)
+    except OSError as exc:  # the port is taken, or the host is not ours: one line, no traceback
+        what = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+        print(
+            f"{parser.prog}: error: --host {args.host} --port {args.port} {what}; "
+            "expected a free port (--port 0 picks one)",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> None:
     serve(
         volumes=args.volumes,
         seed=args.seed,
@@ -48,7 +79,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         speed=args.speed,
         ready=lambda line: print(line, flush=True),
     )
-    return 0
 
 
 if __name__ == "__main__":

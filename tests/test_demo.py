@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -62,9 +65,70 @@ def test_short_demo_records_runs_builds_and_prints_the_urgent_volumes(
     assert "VOLCAP_API_TOKEN" not in printed
 
 
+def _files(data: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(data)): p.read_bytes()
+        for p in data.rglob("*")
+        if p.is_file() and "dagster_home" not in p.parts
+    }
+
+
 def test_demo_refuses_a_data_dir_it_did_not_create(dirs: tuple[Path, Path]) -> None:
     data, _ = dirs
     (data / "lake").mkdir(parents=True)
-    with pytest.raises(demo.DemoError, match="not made by the demo"):
+    (data / "lake" / "precious.parquet").write_bytes(b"PAR1")
+    with pytest.raises(demo.DemoError, match="not written by a demo"):
         demo.run_demo(days=1, volumes=10, console=Console(file=io.StringIO()))
-    assert (data / "lake").exists()
+    assert (data / "lake" / "precious.parquet").read_bytes() == b"PAR1"
+
+
+def test_a_second_demo_replaces_the_first_but_never_a_real_snapshot_taken_in_between(
+    dirs: tuple[Path, Path], simulator
+) -> None:
+    """make demo; make clean (which once kept the marker); volcap ingest; volcap demo: the
+    raw landing of a real snapshot cannot be fetched again, so the demo refuses."""
+    data, _ = dirs
+    quiet = Console(file=io.StringIO())
+    demo.run_demo(days=1, volumes=20, workers=1, console=quiet)
+    demo.run_demo(days=1, volumes=20, workers=1, console=quiet)  # its own output: replaced
+    with connect_published(data) as con:
+        assert con.execute(
+            "select count(distinct snapshot_at) from volume_snapshots"
+        ).fetchone() == (24,)
+
+    sim = simulator(volumes=30, seed=5, token="real-key-1234")
+    at = sim.clock.now()
+    ingested = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "ingest", "--at", at.isoformat()],
+        env={**os.environ, "VOLCAP_API_URL": sim.url, "VOLCAP_API_TOKEN": "real-key-1234"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert ingested.returncode == 0, ingested.stderr
+    before = _files(data)
+    assert any(path.startswith("raw/") for path in before)
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "demo", "--days", "1", "--volumes", "20"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert refused.returncode == 1
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "not written by a demo or changed since" in refused.stderr
+    assert _files(data) == before
+
+
+def test_a_demo_that_was_killed_part_way_leaves_a_marker_the_next_demo_will_not_trust(
+    dirs: tuple[Path, Path],
+) -> None:
+    data, _ = dirs
+    data.mkdir(parents=True)
+    (data / demo.MARKER).write_text('{"state": "running"}')
+    (data / "raw").mkdir()
+    (data / "raw" / "body.json").write_text("[]")
+    with pytest.raises(demo.DemoError, match="did not finish"):
+        demo.run_demo(days=1, volumes=10, console=Console(file=io.StringIO()))
+    assert (data / "raw" / "body.json").exists()
