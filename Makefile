@@ -39,7 +39,7 @@ demo: install ## run the pipeline on the fleet simulator: 30 simulated days, rep
 	$(UV) run --locked volcap demo
 
 test: install ## run the whole test suite (fast core of the reliability tests included)
-	$(UV) run --locked --group deploy --group spark pytest -m "not slow" -q
+	$(UV) run --locked --group deploy --group spark --group bi pytest -m "not slow" -q
 
 reliability: install ## fault/crash/concurrency/secrets suites, slow ones included, then the scorecard
 	$(UV) run --locked python -m tests.reliability.scorecard

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from graphlib import TopologicalSorter
 from itertools import takewhile
@@ -24,6 +24,13 @@ _PARAMETER = re.compile(r"\$([a-z_][a-z0-9_]*)")
 #: `-- incremental: <column>` in a model's header: an incremental build deletes the rows whose
 #: <column> falls on or after $since and inserts what the model returns for those days.
 _INCREMENTAL = re.compile(r"^--\s*incremental:\s*([a-z_][a-z0-9_]*)\b", re.MULTILINE)
+#: `-- columns:` (or `-- columns: those of <model> (<note>), and:`) opens the column dictionary
+#: of a model's header: one `--   name: meaning` line per column, continued on lines indented
+#: deeper. It is the single source of the catalog's comments and of the README's data model.
+_COLUMNS = re.compile(r"^columns:(?:\s*those of ([a-z_][a-z0-9_]*) \((.*)\), and:)?\s*$")
+_COLUMN = re.compile(r"^ {2,3}([a-z_][a-z0-9_]*): (.+)$")
+#: a header line that starts a key (`grain:`, `depends on:` …) ends the model's summary
+_KEY_LINE = re.compile(r"^[a-z][a-z ]*:")
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,12 @@ class Model:
     parameters: tuple[str, ...]
     #: the column an incremental build replaces rows by (from $since on); None: rebuilt whole
     incremental: str | None = None
+    #: the header's first paragraph: what a row is (the table's comment in the catalog)
+    summary: str = ""
+    #: the header's column dictionary, name -> meaning, in the header's order
+    columns: dict[str, str] = field(default_factory=dict)
+    #: (model, note) when the header says the table also has the columns of another model
+    columns_of: tuple[str, str] | None = None
 
 
 def _header(text: str) -> str:
@@ -49,6 +62,35 @@ def _header(text: str) -> str:
             break
         lines.append(line[2:].strip())
     return "\n".join(lines).strip()
+
+
+def _dictionary(header: str) -> tuple[str, dict[str, str], tuple[str, str] | None]:
+    """The header's summary, its column dictionary and the model whose columns it inherits."""
+    lines = [line[2:].rstrip() for line in header.splitlines()]
+    summary: list[str] = []
+    for line in lines:
+        if _KEY_LINE.match(line.strip()):
+            break
+        summary.append(line.strip())
+    columns: dict[str, str] = {}
+    inherits = None
+    start = next((i for i, line in enumerate(lines) if _COLUMNS.match(line.strip())), None)
+    if start is not None:
+        opened = _COLUMNS.match(lines[start].strip())
+        assert opened is not None
+        if opened.group(1):
+            inherits = (opened.group(1), opened.group(2))
+        current = None
+        for line in lines[start + 1 :]:
+            column = _COLUMN.match(line)
+            if column:
+                current = column.group(1)
+                columns[current] = column.group(2).strip()
+            elif current and line.startswith("     "):
+                columns[current] += " " + line.strip()
+            else:
+                break
+    return " ".join(summary), columns, inherits
 
 
 def _strip_comments(sql: str) -> str:
@@ -68,6 +110,7 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
         relations = {m.lower() for m in _RELATION.findall(body)}
         header = "\n".join(takewhile(lambda line: line.startswith("--"), text.splitlines()))
         incremental = _INCREMENTAL.search(header)
+        summary, columns, columns_of = _dictionary(header)
         models[path.stem] = Model(
             name=path.stem,
             layer=path.parent.name,
@@ -78,6 +121,9 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
             sources=tuple(sorted(relations & SOURCES)),
             parameters=tuple(sorted(set(_PARAMETER.findall(body)))),
             incremental=incremental.group(1) if incremental else None,
+            summary=summary,
+            columns=columns,
+            columns_of=columns_of,
         )
         if incremental and "since" not in models[path.stem].parameters:
             raise ValueError(f"incremental model {path} does not use $since")

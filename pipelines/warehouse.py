@@ -27,6 +27,7 @@ from typing import Any
 import duckdb
 
 from pipelines import settings
+from pipelines.catalog import apply_comments
 from pipelines.contract import LAKE_DUCKDB_TYPES
 from pipelines.lake import DIR_MODE, FILE_MODE, LAKE_TABLE, exclusive_lock
 from pipelines.models import Model, models
@@ -753,6 +754,9 @@ def _build(
                 log.warning("incremental build failed verification (%s)", error)
                 raise _FullBuildNeeded(f"incremental build failed verification: {error}") from None
             _write_manifest(con, manifest, as_of)
+            undocumented = apply_comments(con, PUBLIC_TABLES)
+            if undocumented:
+                log.warning("columns without a description: %s", ", ".join(undocumented))
             columns = {
                 name: [(str(c[0]), str(c[1])) for c in con.execute(f'describe "{name}"').fetchall()]
                 for name in models()

@@ -4,6 +4,17 @@
 -- grain: (scope, source, volume_id)
 -- depends on: volume_observations, volumes, fleet_daily
 -- parameters: $as_of
+-- columns:
+--   scope: `volume` (one row per active volume) or `fleet` (one row per source, from
+--     fleet_daily)
+--   source: the fleet
+--   volume_id: the volume; null for a fleet row
+--   bytes_growth_per_day_7d: bytes per day, least-squares slope over the last 7 days
+--   bytes_growth_per_day_30d: bytes per day, least-squares slope over the last 30 days
+--   inodes_growth_per_day_7d: inodes per day, least-squares slope over the last 7 days
+--   inodes_growth_per_day_30d: inodes per day, least-squares slope over the last 30 days
+--   observations_30d: points behind the 30-day slope
+--   as_of: the build's as_of: the latest snapshot_at in the lake
 with
 
 observations as (

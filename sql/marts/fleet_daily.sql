@@ -5,6 +5,23 @@
 -- depends on: volume_daily
 -- parameters: $since (first day built; a full build binds the epoch)
 -- incremental: day (an incremental build replaces the rows from $since on)
+-- columns:
+--   source: the fleet
+--   day: the UTC day
+--   snapshot_at: the day's last snapshot of the source, the one the row describes
+--   volumes: volumes in that snapshot
+--   volumes_available: volumes with status `available`
+--   volumes_attached: volumes with status `attached`
+--   volumes_degraded: volumes with status `degraded`
+--   volumes_error: volumes with status `error`
+--   volumes_other_status: volumes with any other status
+--   used_bytes: total bytes used
+--   inode_count: total inodes used
+--   bounded_quota_bytes: total byte quota of the volumes that have one
+--   bounded_used_bytes: bytes used by the volumes that have a byte quota
+--   bounded_utilization: bounded_used_bytes / bounded_quota_bytes
+--   unlimited_volumes: volumes without a byte quota
+--   hosts_diagnostic: distinct host_id values (diagnostic only: deprecated, not identity)
 with
 
 volume_days as (

@@ -4,6 +4,14 @@
 -- depends on: volume_snapshots, volume_daily (each volume's last limits before $since)
 -- parameters: $since (first day built; a full build binds the epoch)
 -- incremental: changed_at (an incremental build replaces the rows from $since on)
+-- columns:
+--   source: the fleet
+--   volume_id: the volume, unique within its source
+--   limit_name: `max_size_bytes`, `max_file_count` or `max_mounts`
+--   old_value: the limit before the change; null = unlimited
+--   new_value: the limit after the change; null = unlimited
+--   changed_at: the snapshot that first showed the new value
+--   previous_snapshot_at: the snapshot before it
 with
 
 earlier as (

@@ -7,6 +7,30 @@
 -- parameters: $as_of, $window_days, $daily_fit_days, $shift_min_share, $shift_min_steps,
 --   $z_interval, $z_trend, $min_history_hours, $min_observations, $stale_after,
 --   $max_forecast_days, $critical_days, $warning_days
+-- columns:
+--   source: the fleet
+--   volume_id: the volume, unique within its source
+--   resource: `bytes` (against max_size_bytes) or `inodes` (against max_file_count)
+--   as_of: the build's as_of: the latest snapshot_at in the lake
+--   current: latest usage of the resource
+--   quota: current quota; null = unlimited
+--   utilization: current / quota
+--   growth_per_day: fitted trend, units per day
+--   growth_per_day_low: lower bound of the trend's 80% interval
+--   growth_per_day_high: upper bound of the trend's 80% interval
+--   days_to_full: days until the trend meets the current quota; null when not filling
+--   full_at: as_of + days_to_full
+--   days_to_full_low: earliest fill in the 80% interval (from growth_per_day_high)
+--   days_to_full_high: latest fill in the 80% interval; null when the growth's lower bound is
+--     not positive
+--   state: `filling`, `flat`, `shrinking`, `full`, `unbounded`, `insufficient_history` or
+--     `stale`
+--   risk: `critical` (full within 7 days), `warning` (within 30 days) or `ok`
+--   trend_since: start of the fit: the first observation after the latest level shift in the
+--     window
+--   last_reconciled_at: the latest reconciliation
+--   observations: reconciliations since trend_since
+--   fit_points: points in the fit (daily means once the fit spans a week)
 with
 
 active_volumes as (

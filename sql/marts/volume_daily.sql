@@ -4,6 +4,27 @@
 -- depends on: volume_snapshots
 -- parameters: $since (first day built; a full build binds the epoch)
 -- incremental: day (an incremental build replaces the rows from $since on)
+-- columns:
+--   source: the fleet
+--   volume_id: the volume, unique within its source
+--   day: the UTC day
+--   first_snapshot_at: the day's first snapshot of the volume
+--   last_snapshot_at: the day's last snapshot of the volume
+--   snapshot_count: snapshots of the volume that day
+--   used_bytes_last: bytes used at the end of the day
+--   used_bytes_max: peak bytes used that day
+--   inode_count_last: inodes used at the end of the day
+--   inode_count_max: peak inodes used that day
+--   mount_count_last: mounts at the end of the day
+--   mount_count_max: peak mounts that day
+--   max_size_bytes: byte quota at the end of the day; null = unlimited
+--   max_file_count: file-count quota at the end of the day; null = unlimited
+--   max_mounts: mount limit at the end of the day; null = unlimited
+--   status: status at the end of the day
+--   host_id: host_id at the end of the day (deprecated diagnostic)
+--   bytes_utilization: used_bytes_last / max_size_bytes; null when unlimited
+--   inodes_utilization: inode_count_last / max_file_count; null when unlimited
+--   mounts_utilization: mount_count_last / max_mounts; null when unlimited
 with
 
 snapshots as (

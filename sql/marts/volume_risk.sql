@@ -4,6 +4,26 @@
 -- grain: (source, volume_id)
 -- depends on: quota_forecast, volumes
 -- parameters: $as_of
+-- columns:
+--   source: the fleet
+--   volume_id: the volume, unique within its source
+--   name: display name
+--   as_of: the build's as_of: the latest snapshot_at in the lake
+--   binding_resource: `bytes`, `inodes` or `mounts`: the resource that fills first
+--   current: usage of the binding resource
+--   quota: quota of the binding resource; null = unlimited
+--   utilization: current / quota
+--   days_to_full: days until the binding resource is full (as in quota_forecast)
+--   full_at: as_of + days_to_full
+--   days_to_full_low: earliest fill in the 80% interval
+--   days_to_full_high: latest fill in the 80% interval
+--   state: state of the binding resource, as in quota_forecast
+--   risk: `critical`, `warning` or `ok`, as in quota_forecast
+--   bytes_days_to_full: days to full for bytes
+--   bytes_utilization: bytes used / byte quota
+--   inodes_days_to_full: days to full for inodes
+--   inodes_utilization: inodes used / file-count quota
+--   mounts_utilization: mount_count / max_mounts (mount pressure, full at 100%)
 with
 
 forecasts as (

@@ -7,6 +7,12 @@
 -- Sightings are counted from volume_daily (a row per volume-day instead of per snapshot), so
 -- the cost follows the number of volumes and days; volume_snapshots is read for the latest rows
 -- and the snapshot instants only.
+-- columns: those of volume_snapshots (the latest state seen), and:
+--   first_seen: the first snapshot_at the volume appeared in
+--   last_seen: the last snapshot_at the volume appeared in
+--   snapshot_count: snapshots the volume appeared in
+--   is_active: present in its source's latest snapshot
+--   deleted_at: the first snapshot of its source it was missing from; null while active
 with
 
 days as (

@@ -10,6 +10,14 @@
 -- A reconciliation can span days (a volume reconciled rarely, or stalled), so its rows from
 -- $since on are merged with what came before: the first sighting, and the usage measured at
 -- it, stay those of the earlier part; the counts add up.
+-- columns:
+--   source: the fleet
+--   volume_id: the volume, unique within its source
+--   reconciled_at: the reconciliation instant at which usage was measured
+--   used_bytes: bytes used, measured at reconciled_at
+--   inode_count: inodes used, measured at reconciled_at
+--   first_seen_at: the first snapshot that showed this reconciliation
+--   snapshot_count: how many snapshots repeated it
 with
 
 snapshots as (

@@ -7,6 +7,24 @@
 -- A snapshot stored twice (an hourly file beside its day's compacted file) keeps the row
 -- observed last: the source view deduplicates, and only across files that can overlap
 -- (pipelines/warehouse.py `create_lake_view`), so a lake without such files is never sorted.
+-- columns:
+--   source: the fleet the row came from (`default` without a sources file); constant per lake
+--     file
+--   volume_id: the API's `id`: the volume's identity within its source
+--   name: display name (never used as a path)
+--   created_at: when the volume was created (UTC)
+--   used_bytes: bytes stored, as of last_reconciled_at
+--   inode_count: inodes used, as of last_reconciled_at
+--   mount_count: active or paused mounts
+--   max_size_bytes: enforced storage quota in bytes; null = unlimited (elastic deployments
+--     raise it)
+--   max_file_count: enforced file-count (inode) quota; null = unlimited
+--   max_mounts: enforced concurrent-mount limit; null = unlimited
+--   last_reconciled_at: when the usage figures were measured; null = never reconciled
+--   status: `available`, `attached`, `degraded` or `error` (unknown values kept verbatim)
+--   host_id: deprecated diagnostic; not identity (nullable)
+--   snapshot_at: the snapshot's instant: the start of its schedule window (UTC)
+--   observed_at: the API's clock (its `Date` header) when the snapshot was served
 with
 
 lake as (
