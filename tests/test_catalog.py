@@ -190,3 +190,23 @@ def test_a_bi_driver_reads_throughout_ten_builds_and_sees_each_new_one(tmp_path,
     assert seen["errors"] == 0, seen["messages"]
     assert seen["torn"] == 0
     assert seen["rounds"] >= 10
+
+
+def test_pyarrow_reads_every_parquet_mart_with_instants_in_utc(published):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    con = duckdb.connect(str(warehouse_path(published)), read_only=True)
+    for path in sorted((published / "marts").glob("*.parquet")):
+        schema = pq.read_schema(path)
+        warehouse = dict(
+            con.execute(
+                "select column_name, data_type from duckdb_columns() where table_name = ?",
+                [path.stem],
+            ).fetchall()
+        )
+        assert set(schema.names) == set(warehouse), path.stem
+        for field in schema:
+            assert not pa.types.is_null(field.type), (path.stem, field.name)
+            if warehouse[field.name] == "TIMESTAMP WITH TIME ZONE":
+                assert pa.types.is_timestamp(field.type) and field.type.tz == "UTC", field

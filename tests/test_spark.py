@@ -20,7 +20,7 @@ import pytest
 from pipelines.client import VolumeApi
 from pipelines.ingest import Window, land_raw, publish_lake
 from pipelines.lake import DataDir
-from pipelines.warehouse import build_warehouse, connect_published, lake_dir
+from pipelines.warehouse import PUBLIC_TABLES, build_warehouse, connect_published, lake_dir
 from simulator import DEFAULT_START, SimulatorServer
 
 TOKEN = "canary-spark-3e77a0"
@@ -287,3 +287,25 @@ def test_polars_fleet_daily_equals_duckdb_to_the_byte(lake):
         ).fetchall()
     assert len(expected) == DAYS
     assert got == expected
+
+
+def test_spark_reads_every_parquet_mart_with_types_it_knows(lake, spark):
+    """Each public table's Parquet form: every column typed (no binary or null type where the
+    warehouse has a number, text or instant), instants as timestamps, the same row count."""
+    marts = sorted((lake / "marts").glob("*.parquet"))
+    assert {path.stem for path in marts} >= set(PUBLIC_TABLES) - {"volume_snapshots"}
+    with connect_published(lake) as con:
+        for path in marts:
+            frame = spark.read.parquet(str(path))
+            kinds = {f.name: f.dataType.simpleString() for f in frame.schema.fields}
+            described = {
+                row[0]: row[1] for row in con.execute(f'describe "{path.stem}"').fetchall()
+            }
+            assert set(kinds) == set(described), path.stem
+            for column, kind in kinds.items():
+                expected = described[column]
+                assert kind != "binary" and kind != "void", (path.stem, column, kind)
+                if expected.startswith("TIMESTAMP"):
+                    assert kind == "timestamp", (path.stem, column, kind)
+            count = con.execute(f'select count(*) from "{path.stem}"').fetchone()
+            assert count is not None and frame.count() == count[0], path.stem
