@@ -89,7 +89,7 @@ def render_lake_columns() -> str:
 def _model_section(model: Model, public: bool) -> list[str]:
     grain = re.search(r"^-- grain: (.*)$", model.sql, re.MULTILINE)
     title = f"**`{model.name}`**" + (
-        "" if public else " (staging: a build input, not for dashboards)"
+        "" if public else " (schema `staging`: a build input, not for dashboards)"
     )
     lines = [f"{title} — {model.summary}"]
     if grain:

@@ -48,10 +48,14 @@ DEFAULT_MEMORY_LIMIT = "4GB"
 EPOCH = date(1970, 1, 1)
 #: The lake files a build read, (path under the lake table, day, size, mtime_ns, inode), and the
 #: build's models fingerprint and as_of: what the next build compares to find changed days.
-MANIFEST_TABLE = "_build_manifest"
-INFO_TABLE = "_build_info"
+#: The default schema (`main`) holds exactly the public tables; models that are only build
+#: inputs live in `staging`, the build's own bookkeeping in `build`.
+STAGING_SCHEMA = "staging"
+BUILD_SCHEMA = "build"
+MANIFEST_TABLE = f"{BUILD_SCHEMA}._build_manifest"
+INFO_TABLE = f"{BUILD_SCHEMA}._build_info"
 #: Bump when the engine's incremental logic changes, so the next build is a full one.
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2
 
 #: Tables verified before publishing and exported to `marts/<table>.parquet`.
 PUBLIC_TABLES: tuple[str, ...] = (
@@ -65,6 +69,16 @@ PUBLIC_TABLES: tuple[str, ...] = (
     "volume_risk",
     "quota_forecast_history",
 )
+
+
+def schema_of(name: str) -> str:
+    """The schema a model's table lives in: `main` for the public ones, else staging."""
+    return "main" if name in PUBLIC_TABLES else STAGING_SCHEMA
+
+
+def qualified(name: str) -> str:
+    """A model's table, schema-qualified."""
+    return f'{schema_of(name)}."{name}"'
 
 
 class BuildError(RuntimeError):
@@ -248,7 +262,7 @@ def run_model(con: duckdb.DuckDBPyConnection, model: Model, bindings: dict[str, 
         raise BuildError(f"model {model.name} uses unknown parameters: {sorted(missing)}")
     body = model.sql.strip().rstrip(";")
     con.execute(
-        f'create or replace table "{model.name}" as\n{body}',
+        f"create or replace table {qualified(model.name)} as\n{body}",
         {name: bindings[name] for name in model.parameters},
     )
 
@@ -442,12 +456,14 @@ def _first_changed_day(
         except duckdb.Error as error:
             raise _FullBuildNeeded(f"cannot attach the published warehouse: {error}") from None
         tables = {
-            row[0]
-            for row in scratch.execute(
-                "select table_name from duckdb_tables() where database_name = 'previous'"
+            f"{schema}.{table}"
+            for schema, table in scratch.execute(
+                "select schema_name, table_name from duckdb_tables() "
+                "where database_name = 'previous'"
             ).fetchall()
         }
-        if not {INFO_TABLE, MANIFEST_TABLE, *models()} <= tables:
+        wanted = {INFO_TABLE, MANIFEST_TABLE, *(f"{schema_of(m)}.{m}" for m in models())}
+        if not wanted <= tables:
             raise _FullBuildNeeded("the published warehouse lacks a table (older engine)")
         try:
             info = scratch.execute(
@@ -562,8 +578,8 @@ def _replace_from(
     kind = _scalar(
         con,
         "select data_type from duckdb_columns() where database_name = current_database() "
-        "and schema_name = 'main' and table_name = ? and column_name = ?",
-        [model.name, column],
+        "and schema_name = ? and table_name = ? and column_name = ?",
+        [schema_of(model.name), model.name, column],
     )
     if kind is None:
         raise _FullBuildNeeded(f"{model.name} has no column {column}")
@@ -696,6 +712,10 @@ def _build(
             os.chmod(building, FILE_MODE)
             con.execute("set timezone = 'UTC'")
             con.execute("set enable_progress_bar = false")
+            for schema in (STAGING_SCHEMA, BUILD_SCHEMA):
+                con.execute(f"create schema if not exists {schema}")
+            # models name each other unqualified
+            con.execute(f"set search_path = 'main,{STAGING_SCHEMA}'")
             create_lake_view(con, data_dir, since or EPOCH)
             if as_of is None:
                 as_of = _scalar(con, "select max(snapshot_at) from lake_volume_snapshots")

@@ -210,3 +210,24 @@ def test_pyarrow_reads_every_parquet_mart_with_instants_in_utc(published):
             assert not pa.types.is_null(field.type), (path.stem, field.name)
             if warehouse[field.name] == "TIMESTAMP WITH TIME ZONE":
                 assert pa.types.is_timestamp(field.type) and field.type.tz == "UTC", field
+
+
+def test_the_default_schema_holds_exactly_the_public_tables(published):
+    by_schema: dict[str, set[str]] = {}
+    with duckdb.connect(str(warehouse_path(published)), read_only=True) as con:
+        for schema, table in con.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "union all select schema_name, view_name from duckdb_views() where not internal"
+        ).fetchall():
+            by_schema.setdefault(schema, set()).add(table)
+    assert by_schema.pop("main") == set(PUBLIC_TABLES)
+    assert by_schema.pop("staging") == {m for m in models() if m not in PUBLIC_TABLES}
+    assert by_schema.pop("build") == {"_build_info", "_build_manifest"}
+    assert by_schema == {}
+    # as a BI tool browses it: duckdb-engine names schemas `<database>.<schema>`, the
+    # database being the file's stem
+    inspector = sa.inspect(engine(warehouse_path(published)))
+    assert {"warehouse.main", "warehouse.staging", "warehouse.build"} <= set(
+        inspector.get_schema_names()
+    )
+    assert sorted(inspector.get_table_names(schema="warehouse.main")) == sorted(PUBLIC_TABLES)

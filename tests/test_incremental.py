@@ -20,13 +20,15 @@ from polars.testing import assert_frame_equal
 from pipelines.assets.marts import MART_ASSETS
 from pipelines.compaction import compact_day
 from pipelines.lake import DataDir
+from pipelines.models import models
 from pipelines.resources import WarehouseResource
-from pipelines.warehouse import PUBLIC_TABLES, BuildResult, build_warehouse, warehouse_path
+from pipelines.warehouse import INFO_TABLE, BuildResult, build_warehouse, qualified, warehouse_path
 from tests.lakegen import END, GIB, Volume, linear, noisy, snapshots, weekly, write_lake
 
 HOURS = 24 * 4  # four days ending at END (12:00)
 START = END - timedelta(hours=HOURS - 1)
-TABLES = (*PUBLIC_TABLES, "volume_observations")
+#: every model: the public tables and the staging ones
+TABLES = tuple(models())
 
 
 def fleet() -> list[Volume]:
@@ -61,7 +63,7 @@ def at(instant: datetime) -> pl.DataFrame:
 
 def table(data_dir: Path, name: str) -> pl.DataFrame:
     with duckdb.connect(str(warehouse_path(data_dir)), read_only=True) as con:
-        frame = con.sql(f'select * from "{name}"').pl()
+        frame = con.sql(f"select * from {qualified(name)}").pl()
     if name == "quota_forecast_history":
         frame = frame.drop("built_at")
     if "full_at" in frame.columns:
@@ -221,7 +223,7 @@ def test_a_deleted_warehouse_falls_back_to_a_full_build(twins):
 
 def test_a_warehouse_from_other_models_falls_back_to_a_full_build(twins):
     with duckdb.connect(str(warehouse_path(twins.incremental))) as con:
-        con.execute("update _build_info set fingerprint = 'older models'")
+        con.execute(f"update {INFO_TABLE} set fingerprint = 'older models'")
     result = twins.build()
     assert result.mode == "full"
     assert "models or the engine changed" in result.full_reason

@@ -75,7 +75,9 @@ def test_volumes_tracks_first_and_last_seen_activity_and_deletion(tmp_path):
 
 def test_volume_observations_count_a_reconciliation_once(tmp_path):
     con = build(tmp_path, [Volume("v", used=linear(GIB, GIB), reconcile_every_hours=6)])
-    assert con.execute("select count(*) from volume_observations").fetchone() == (HOURS // 6,)
+    assert con.execute("select count(*) from staging.volume_observations").fetchone() == (
+        HOURS // 6,
+    )
 
 
 def test_volume_daily_rolls_up_last_and_max_with_end_of_day_quota(tmp_path):
