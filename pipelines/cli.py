@@ -106,8 +106,9 @@ def cmd_report(args: argparse.Namespace) -> str:
     config.check_local()
     from pipelines.runner import run_report
 
-    path = run_report()
-    return f"report written to {path}"
+    outcome = run_report()
+    empty = ": no volumes yet" if outcome.no_volumes_yet else ""
+    return f"report written to {outcome.path}{empty}"
 
 
 def cmd_demo(args: argparse.Namespace) -> str:

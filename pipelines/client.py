@@ -19,13 +19,15 @@ import dagster as dg
 import httpx
 from pydantic import PrivateAttr
 
-from pipelines import __version__, redaction
+from pipelines import __version__, redaction, settings
 from pipelines.contract import API_FIELDS
 
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_SAME_ORIGIN_REDIRECTS = 3
+#: An attempt failing this close to the deadline leaves no time for another.
+_DEADLINE_SLACK = 0.05
 
 
 class ApiError(RuntimeError):
@@ -111,8 +113,9 @@ def parse_http_date(value: str | None) -> datetime | None:
 class VolumeApi(dg.ConfigurableResource):
     """Reads `GET {base_url}/v1/volumes` with a field mask, streaming the body to a file.
 
-    Retries 429 (honouring `Retry-After`), 5xx and connection errors with exponential backoff and
-    jitter; fails at once on other statuses. The key is only sent to the configured origin.
+    Retries 429 (honouring `Retry-After`), 5xx, stalls and connection errors with exponential
+    backoff and jitter, all within one deadline; fails at once on other statuses. The key is
+    only sent to the configured origin.
     """
 
     base_url: str
@@ -120,19 +123,19 @@ class VolumeApi(dg.ConfigurableResource):
     #: The environment variable the key came from, named in errors (never the key itself).
     token_env: str = "VOLCAP_API_TOKEN"
     connect_timeout: float = 5.0
-    read_timeout: float = 60.0
+    #: No byte for this long and the attempt has stalled (httpx's read timeout).
+    stall_timeout: float = settings.STALL_TIMEOUT_SECONDS
     write_timeout: float = 10.0
     pool_timeout: float = 5.0
-    #: Overall wall-clock limit for one request including its body (a drip-feeding server
-    #: cannot hold a run forever).
-    request_deadline: float = 600.0
+    #: Wall-clock limit for the whole fetch: every attempt, body and wait between attempts.
+    fetch_deadline: float = (
+        settings.DEFAULT_CADENCE_MINUTES * 60 * settings.FETCH_DEADLINE_SHARE_OF_CADENCE
+    )
     max_attempts: int = 5
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     #: A `Retry-After` longer than this fails fast so the scheduler retries later.
     retry_after_cap: float = 120.0
-    #: Total seconds spent waiting between attempts, across the whole fetch.
-    retry_budget: float = 300.0
     max_body_bytes: int = 4 * 1024**3
     verify_tls: bool = True
 
@@ -163,7 +166,7 @@ class VolumeApi(dg.ConfigurableResource):
             headers={"User-Agent": f"volcap/{__version__}", "Accept": "application/json"},
             timeout=httpx.Timeout(
                 connect=self.connect_timeout,
-                read=self.read_timeout,
+                read=self.stall_timeout,
                 write=self.write_timeout,
                 pool=self.pool_timeout,
             ),
@@ -176,48 +179,91 @@ class VolumeApi(dg.ConfigurableResource):
         """Stream the volume list into `dest` (created or truncated). Raises ApiError."""
         url = self._check_url()
         params = {"fields": ",".join(fields)}
-        waited = 0.0
-        last_reason = ""
+        started = time.monotonic()
+        deadline = started + self.fetch_deadline
+        reason = "max_attempts is below 1"
         with self._client(url) as client:
             for attempt in range(1, self.max_attempts + 1):
                 try:
-                    result = self._attempt(client, url, params, dest, attempt)
+                    return self._attempt(client, url, params, dest, attempt, deadline)
                 except _Retryable as exc:
-                    last_reason = exc.reason
-                    if attempt == self.max_attempts:
-                        break
-                    delay = exc.retry_after
-                    if delay is not None and delay > self.retry_after_cap:
-                        raise ApiError(
-                            f"{exc.reason}: Retry-After {delay:.0f}s exceeds the cap of "
-                            f"{self.retry_after_cap:.0f}s; giving up so the schedule retries later"
-                        ) from None
-                    if delay is None:
-                        delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
-                        delay *= random.uniform(0.5, 1.0)  # full-ish jitter
-                    if waited + delay > self.retry_budget:
-                        raise ApiError(
-                            f"{exc.reason}: retry budget of {self.retry_budget:.0f}s exhausted "
-                            f"after {attempt} attempts"
-                        ) from None
-                    log.warning(
-                        "attempt %d failed (%s); retrying in %.2fs", attempt, exc.reason, delay
+                    failed = exc
+                reason = failed.reason
+                if failed.at_deadline or time.monotonic() >= deadline - _DEADLINE_SLACK:
+                    raise self._gave_up(url, attempt, started, failed.reason, at_deadline=True)
+                if attempt == self.max_attempts:
+                    break
+                delay = failed.retry_after
+                if delay is not None and delay > self.retry_after_cap:
+                    raise ApiError(
+                        f"{failed.reason}: Retry-After {delay:.0f}s exceeds the cap of "
+                        f"{self.retry_after_cap:.0f}s; giving up so the schedule retries later"
+                    ) from None
+                if delay is None:
+                    delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+                    delay *= random.uniform(0.5, 1.0)  # full-ish jitter
+                if time.monotonic() + delay >= deadline:
+                    raise self._gave_up(
+                        url,
+                        attempt,
+                        started,
+                        f"{failed.reason}; the next attempt, in {delay:.1f}s, would start past it",
+                        at_deadline=True,
                     )
-                    self._sleep(delay)
-                    waited += delay
-                    continue
-                return result
-        raise ApiError(f"gave up after {self.max_attempts} attempts: {last_reason}")
+                log.warning(
+                    "attempt %d failed (%s); retrying in %.2fs", attempt, failed.reason, delay
+                )
+                self._sleep(delay)
+        raise self._gave_up(url, self.max_attempts, started, reason)
+
+    def _gave_up(
+        self,
+        url: httpx.URL,
+        attempts: int,
+        started: float,
+        reason: str,
+        *,
+        at_deadline: bool = False,
+    ) -> ApiError:
+        took = time.monotonic() - started
+        limit = f" at the {self.fetch_deadline:g}s fetch deadline" if at_deadline else ""
+        plural = "s" if attempts != 1 else ""
+        return ApiError(
+            f"gave up on {_redacted_url(url)}{limit} after {attempts} attempt{plural} in "
+            f"{took:.1f}s: {reason}"
+        )
+
+    def _timeout(self, deadline: float) -> httpx.Timeout:
+        """httpx's timeouts, none reaching past the deadline.
+
+        httpx has no timeout for a whole request, let alone several: the deadline bounds each
+        wait here and is checked between chunks, so it is overrun by at most one stall timeout
+        (less when the deadline is nearer).
+        """
+        remaining = max(deadline - time.monotonic(), 0.001)
+        return httpx.Timeout(
+            connect=min(self.connect_timeout, remaining),
+            read=min(self.stall_timeout, remaining),
+            write=min(self.write_timeout, remaining),
+            pool=min(self.pool_timeout, remaining),
+        )
 
     def _attempt(
-        self, client: httpx.Client, url: httpx.URL, params: dict[str, str], dest: Path, attempt: int
+        self,
+        client: httpx.Client,
+        url: httpx.URL,
+        params: dict[str, str],
+        dest: Path,
+        attempt: int,
+        deadline: float,
     ) -> FetchResult:
-        started = time.monotonic()
-        deadline = started + self.request_deadline
+        progress = _Progress(attempt, time.monotonic())
         target = url
         try:
             for _ in range(MAX_SAME_ORIGIN_REDIRECTS + 1):
-                request = client.build_request("GET", target, params=params)
+                request = client.build_request(
+                    "GET", target, params=params, timeout=self._timeout(deadline)
+                )
                 response = client.send(request, stream=True)
                 try:
                     if response.is_redirect:
@@ -230,18 +276,21 @@ class VolumeApi(dg.ConfigurableResource):
                             )
                         target = nxt.copy_with(query=None)
                         continue
-                    return self._land(response, dest, deadline, attempt)
+                    return self._land(response, dest, deadline, progress)
                 finally:
                     response.close()
             raise ApiError(f"more than {MAX_SAME_ORIGIN_REDIRECTS} redirects")
+        except httpx.ReadTimeout:
+            raise _Retryable(progress.stalled()) from None
         except httpx.TimeoutException as exc:
             raise _Retryable(f"timeout ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             raise _Retryable(f"connection error ({type(exc).__name__})") from None
 
     def _land(
-        self, response: httpx.Response, dest: Path, deadline: float, attempt: int
+        self, response: httpx.Response, dest: Path, deadline: float, progress: _Progress
     ) -> FetchResult:
+        progress.responded(response)
         status = response.status_code
         now = datetime.now(UTC)
         if status in RETRYABLE_STATUSES:
@@ -276,11 +325,12 @@ class VolumeApi(dg.ConfigurableResource):
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         with open(fd, "wb", buffering=0) as out:
             for chunk in response.iter_bytes():
+                arrived = progress.last_byte_at = time.monotonic()
                 size += len(chunk)
                 if size > self.max_body_bytes:
                     raise ContractError(f"response exceeds the cap of {self.max_body_bytes} bytes")
-                if time.monotonic() > deadline:
-                    raise _Retryable(f"request exceeded its {self.request_deadline:.0f}s deadline")
+                if arrived > deadline:
+                    raise _Retryable(progress.still_arriving(), at_deadline=True)
                 digest.update(chunk)
                 out.write(chunk)
         if (
@@ -298,16 +348,48 @@ class VolumeApi(dg.ConfigurableResource):
             fetched_at=now,
             byte_count=size,
             sha256=digest.hexdigest(),
-            attempts=attempt,
+            attempts=progress.attempt,
             content_type=content_type,
         )
 
 
 class _Retryable(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, retry_after: float | None = None, *, at_deadline: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        #: the fetch's deadline has passed: no further attempt
+        self.at_deadline = at_deadline
+
+
+class _Progress:
+    """How far one attempt got, for the line that says why it failed."""
+
+    def __init__(self, attempt: int, started: float) -> None:
+        self.attempt = attempt
+        self.last_byte_at = started
+        self._response: httpx.Response | None = None
+
+    def responded(self, response: httpx.Response) -> None:
+        self._response = response
+        self.last_byte_at = time.monotonic()
+
+    def _received(self) -> str:
+        assert self._response is not None
+        declared = self._response.headers.get("Content-Length", "")
+        of = f" of {declared}" if declared.isdigit() else ""
+        return f"attempt {self.attempt} received {self._response.num_bytes_downloaded}{of} bytes"
+
+    def stalled(self) -> str:
+        silent = time.monotonic() - self.last_byte_at
+        if self._response is None:
+            return f"attempt {self.attempt} got no response headers in {silent:.1f}s"
+        return f"{self._received()}, then stalled for {silent:.1f}s"
+
+    def still_arriving(self) -> str:
+        return f"{self._received()}, still arriving"
 
 
 def _redacted_url(url: httpx.URL) -> str:

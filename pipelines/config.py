@@ -48,6 +48,41 @@ def cadence_minutes(environ: Mapping[str, str] | None = None) -> int:
     return value
 
 
+def _seconds(env: Mapping[str, str], variable: str, default: float, at_most: float) -> float:
+    raw = env.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= at_most:  # also refuses nan and inf
+        raise ConfigError(
+            f"{variable}={raw!r} is not a number of seconds above 0 and at most {at_most:g} "
+            f"(one cadence window); expected e.g. {default:g} (the default)"
+        )
+    return value
+
+
+def fetch_deadline_seconds(environ: Mapping[str, str] | None = None) -> float:
+    """`VOLCAP_FETCH_DEADLINE_SECONDS`: the limit for one whole fetch, every attempt and wait
+    included (default a quarter of the cadence); at most one cadence window."""
+    env = _env(environ)
+    window = cadence_minutes(env) * 60.0
+    default = window * settings.FETCH_DEADLINE_SHARE_OF_CADENCE
+    return _seconds(env, "VOLCAP_FETCH_DEADLINE_SECONDS", default, at_most=window)
+
+
+def stall_timeout_seconds(environ: Mapping[str, str] | None = None) -> float:
+    """`VOLCAP_STALL_TIMEOUT_SECONDS`: an attempt receiving no byte for this long has stalled
+    (default 30)."""
+    env = _env(environ)
+    window = cadence_minutes(env) * 60.0
+    return _seconds(
+        env, "VOLCAP_STALL_TIMEOUT_SECONDS", settings.STALL_TIMEOUT_SECONDS, at_most=window
+    )
+
+
 def data_dir(environ: Mapping[str, str] | None = None) -> str:
     """`VOLCAP_DATA_DIR`: a local directory or `s3://bucket/prefix` (default ./data)."""
     return _env(environ).get("VOLCAP_DATA_DIR") or DEFAULT_DATA_DIR
@@ -100,6 +135,8 @@ def check_ingest(environ: Mapping[str, str] | None = None) -> tuple[Source, ...]
     """Everything `volcap ingest` needs, validated; the sources it will snapshot."""
     env = _env(environ)
     cadence_minutes(env)
+    fetch_deadline_seconds(env)
+    stall_timeout_seconds(env)
     configured = sources(env)
     if configured == (DEFAULT,):
         api_url(env.get("VOLCAP_API_URL", ""))

@@ -361,7 +361,7 @@ def _run(
     step = time.monotonic()
     built = run_build(dagster_instance=instance)
     build_seconds = time.monotonic() - step
-    report_path = run_report(dagster_instance=instance)
+    report_path = run_report(dagster_instance=instance).path
     with connect_published(data_dir) as con:
         urgent = con.execute(
             """

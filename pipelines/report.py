@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 
 from pipelines import charts, settings
-from pipelines.warehouse import connect_published
+from pipelines.warehouse import INFO_TABLE, connect_published
 
 REPORTS_DIR = "reports"
 REPORT_FILE = "capacity.html"
@@ -125,6 +125,11 @@ class ReportData:
     sources: list[str] = field(default_factory=lambda: ["default"])
 
     @property
+    def no_volumes_yet(self) -> bool:
+        """Every snapshot so far was valid and listed no volume (a tenant with none yet)."""
+        return self.snapshots == 0
+
+    @property
     def latest_day(self) -> dict[str, Any]:
         return self.fleet_days[-1] if self.fleet_days else {}
 
@@ -180,8 +185,12 @@ def load(
         first, latest, snapshots = con.execute(
             "select min(snapshot_at), max(snapshot_at), count(distinct snapshot_at) from volume_snapshots"
         ).fetchone() or (None, None, 0)
-        if latest is None:
-            raise ValueError("the warehouse has no snapshots yet: run `volcap build` first")
+        as_of = latest
+        if as_of is None:
+            # every snapshot so far listed no volume: the build's as_of is the latest of them
+            as_of = (con.execute(f"select max(as_of) from {INFO_TABLE}").fetchone() or (None,))[0]
+            if as_of is None:
+                raise ValueError("the warehouse has no snapshots yet: run `volcap build` first")
         hourly = con.execute(
             """
             select snapshot_at, sum(used_bytes), sum(max_size_bytes)
@@ -312,12 +321,12 @@ def load(
         )
     return ReportData(
         generated_at=datetime.now(UTC),
-        as_of=latest,
-        first_snapshot=first,
+        as_of=as_of,
+        first_snapshot=first or as_of,
         snapshots=int(snapshots),
         fleet_hourly=[(t, float(u or 0), float(q or 0)) for t, u, q in hourly],
         fleet_days=fleet_days,
-        forecast=fleet_forecast(fleet_days, latest),
+        forecast=fleet_forecast(fleet_days, as_of),
         fleet_growth=growth[0] if growth else {},
         risk_counts={str(k): int(v) for k, v in risk_counts.items()},
         state_counts={str(k): int(v) for k, v in state_counts.items()},
@@ -364,7 +373,7 @@ def fleet_capacity_chart(data: ReportData, *, width: int = 900, height: int = 32
         y_from_zero=True,
         width=width,
         height=height,
-        marker=(data.as_of.timestamp(), "latest snapshot"),
+        marker=(data.as_of.timestamp(), "latest snapshot") if data.fleet_hourly else None,
     )
 
 
@@ -572,7 +581,9 @@ def _freshness(data: ReportData, cadence_minutes: int) -> str:
         ),
         (
             "history",
-            f"{data.snapshots:,} snapshots since {human_date(data.first_snapshot, with_time=True)}, every {cadence_minutes} min",
+            "no volumes yet: no snapshot has listed one"
+            if data.no_volumes_yet
+            else f"{data.snapshots:,} snapshots since {human_date(data.first_snapshot, with_time=True)}, every {cadence_minutes} min",
         ),
         ("missing snapshots", missing),
         ("stale reconciliations", f"{stale}{oldest} (older than {settings.STALE_AFTER})"),
@@ -597,8 +608,15 @@ def render(data: ReportData, *, cadence_minutes: int = settings.DEFAULT_CADENCE_
             f"<b>{escape(human_bytes(end[1]))}</b> (80% interval {escape(human_bytes(end[2]))} – "
             f"{escape(human_bytes(end[3]))}).</p>"
         )
+    capacity = forecast + fleet_capacity_chart(data)
+    if data.no_volumes_yet:
+        capacity = (
+            '<p id="no-volumes">No volumes yet: every snapshot up to '
+            f"{escape(human_date(data.as_of, with_time=True))} was a valid, empty list. "
+            "Charts and forecasts appear once the API lists a volume.</p>"
+        )
     sections = [
-        ("fleet-capacity", "Fleet capacity", forecast + fleet_capacity_chart(data)),
+        ("fleet-capacity", "Fleet capacity", capacity),
         (
             "time-to-full",
             "Time to full",
@@ -609,7 +627,11 @@ def render(data: ReportData, *, cadence_minutes: int = settings.DEFAULT_CADENCE_
         ),
         ("growth-leaders", "Growth leaders", _leaders_table(data)),
         ("quota-events", "Recent quota events", _events_table(data)),
-        ("status", "Status over time", status_chart(data)),
+        (
+            "status",
+            "Status over time",
+            "<p>No volumes yet.</p>" if data.no_volumes_yet else status_chart(data),
+        ),
         ("freshness", "Data freshness", _freshness(data, cadence_minutes)),
     ]
     nav = "".join(f'<a href="#{key}">{escape(title)}</a>' for key, title, _ in sections)
@@ -623,7 +645,12 @@ def render(data: ReportData, *, cadence_minutes: int = settings.DEFAULT_CADENCE_
         f"<title>volcap capacity report — {escape(human_date(data.as_of, with_time=True))}</title>"
         f"<style>{CSS}</style></head><body>"
         f"<header><h1>Volume capacity report</h1><p>As of {escape(human_date(data.as_of, with_time=True))}"
-        f" · {data.latest_day.get('volumes', 0):,} volumes</p></header>"
+        + (
+            " · no volumes yet"
+            if data.no_volumes_yet
+            else f" · {data.latest_day.get('volumes', 0):,} volumes"
+        )
+        + "</p></header>"
         f"<nav>{nav}</nav><main>{_cards(data)}{body}</main></body></html>"
     )
 

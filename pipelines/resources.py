@@ -103,13 +103,20 @@ def source_api(template: VolumeApi, source: Source) -> VolumeApi:
 
 def build_resources(sources: tuple[Source, ...] = (DEFAULT,)) -> dict[str, object]:
     """Every resource, configured from the environment (values resolve at run time, so the
-    key never appears in run config, the UI or the event log). With a sources file,
+    key never appears in run config, the UI or the event log); the fetch deadline and stall
+    timeout come from `pipelines.config`. With a sources file,
     `volume_api` only carries the limits: each source's URL and key come from the file and its
     variable (`source_api`)."""
+    deadline, stall = config.fetch_deadline_seconds(), config.stall_timeout_seconds()
     if only_default(sources):
-        api = VolumeApi(base_url=dg.EnvVar("VOLCAP_API_URL"), token=dg.EnvVar("VOLCAP_API_TOKEN"))
+        api = VolumeApi(
+            base_url=dg.EnvVar("VOLCAP_API_URL"),
+            token=dg.EnvVar("VOLCAP_API_TOKEN"),
+            fetch_deadline=deadline,
+            stall_timeout=stall,
+        )
     else:
-        api = VolumeApi(base_url="", token="")
+        api = VolumeApi(base_url="", token="", fetch_deadline=deadline, stall_timeout=stall)
     return {
         "volume_api": api,
         "lake": LakeStore(),

@@ -195,7 +195,15 @@ def run_build(
     return BuildOutcome(rows=rows, critical=critical, warning=warning)
 
 
-def run_report(*, dagster_instance: dg.DagsterInstance | None = None) -> Path:
-    """Materialize the capacity report through the report job; returns the report's path."""
+@dataclass
+class ReportOutcome:
+    path: Path
+    #: every snapshot so far listed no volume
+    no_volumes_yet: bool = False
+
+
+def run_report(*, dagster_instance: dg.DagsterInstance | None = None) -> ReportOutcome:
+    """Materialize the capacity report through the report job."""
     result = _execute("report_job", dagster_instance)
-    return Path(str(_metadata(result, "capacity_report")["path"]))
+    metadata = _metadata(result, "capacity_report")
+    return ReportOutcome(Path(str(metadata["path"])), bool(metadata.get("no_volumes_yet")))

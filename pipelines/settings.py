@@ -6,6 +6,12 @@ from datetime import timedelta
 
 #: Snapshot cadence in minutes (60 = hourly). 15, 20, 30 and 60 are supported.
 DEFAULT_CADENCE_MINUTES = 60
+#: One fetch of the API (every attempt and every wait between them) ends within this share of
+#: the cadence by default (15 min when hourly), so a silent peer cannot hold a run into the next
+#: window. `VOLCAP_FETCH_DEADLINE_SECONDS` overrides it.
+FETCH_DEADLINE_SHARE_OF_CADENCE = 0.25
+#: An attempt that receives no byte for this long has stalled (`VOLCAP_STALL_TIMEOUT_SECONDS`).
+STALL_TIMEOUT_SECONDS = 30.0
 #: The first partition the asset graph knows about.
 PARTITIONS_START = "2024-01-01-00:00"
 

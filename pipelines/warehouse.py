@@ -359,7 +359,9 @@ def _verify(
     that no rebuilt lake row falls before `since`, and the earlier rows were verified before.
     """
     problems = []
-    if rows["volume_snapshots"] == 0:
+    if rows["volume_snapshots"] == 0 and _scalar(
+        con, "select count(*) from (from lake_volume_snapshots limit 1)"
+    ):  # an empty lake (a fleet with no volumes yet) builds an empty warehouse
         problems.append("volume_snapshots is empty")
     duplicates = _scalar(
         con,
@@ -389,6 +391,20 @@ def _folder_day(name: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         return None
+
+
+def _latest_file_instant(data_dir: Path) -> datetime:
+    """The latest snapshot instant the lake's file names give (a compacted day counts from its
+    start): the as_of of a lake whose snapshots hold no rows, which no row can give."""
+    instants = []
+    for file in lake_files(data_dir):
+        if _SLUG_FILE.match(file.name):
+            instants.append(datetime.strptime(file.name[:14], "%Y%m%dT%H%MZ").replace(tzinfo=UTC))
+        elif (day := _folder_day(file.parent.name)) is not None:
+            instants.append(datetime.combine(day, datetime.min.time(), UTC))
+    if not instants:
+        raise EmptyLakeError(f"the lake under {lake_dir(data_dir)} has no rows")
+    return max(instants)
 
 
 @dataclass(frozen=True)
@@ -722,7 +738,8 @@ def _build(
                 if as_of is None:
                     if since is not None:
                         raise _FullBuildNeeded(f"no lake rows from {since} on")
-                    raise EmptyLakeError(f"the lake under {lake_dir(data_dir)} has no rows")
+                    # every snapshot is valid and empty (no volumes yet): an empty warehouse
+                    as_of = _latest_file_instant(data_dir)
             as_of = as_of.astimezone(UTC)
             if since is not None and as_of.date() < since:
                 raise _FullBuildNeeded(f"as_of {as_of} falls before the first changed day")
@@ -836,6 +853,14 @@ def _build(
     )
 
 
+#: Why a check has nothing to look at in a warehouse built from empty snapshots.
+NO_VOLUMES_YET = "no volumes yet: every snapshot so far was a valid, empty list"
+
+
+def _no_volumes_yet(con: duckdb.DuckDBPyConnection) -> bool:
+    return not _scalar(con, "select count(*) from (from volume_snapshots limit 1)")
+
+
 @dataclass(frozen=True)
 class CheckOutcome:
     """A data-quality check's verdict on the published warehouse, with figures to show."""
@@ -884,12 +909,16 @@ def check_fresh(
         "select min(latest) from "
         "(select max(snapshot_at) as latest from volume_snapshots group by source)",
     )
+    empty = latest is None
+    if empty:  # no volumes yet: the build's as_of is the latest (empty) snapshot
+        latest = _scalar(con, f"select max(as_of) from {INFO_TABLE}")
     if latest is None:
         return CheckOutcome(False, {"latest_snapshot_at": "none"})
     age = now - latest
     return CheckOutcome(
         age <= max_age,
         {
+            **({"note": NO_VOLUMES_YET} if empty else {}),
             "latest_snapshot_at": latest.isoformat(),
             "age_minutes": round(age.total_seconds() / 60, 1),
             "max_age_minutes": max_age.total_seconds() / 60,
@@ -932,6 +961,8 @@ def check_no_missing_snapshots(
         """,
         {"window": window, "cadence": cadence_minutes},
     ).fetchall()
+    if not missing and _no_volumes_yet(con):
+        return CheckOutcome(True, {"skipped": NO_VOLUMES_YET, "cadence_minutes": cadence_minutes})
     return CheckOutcome(
         not missing,
         {
@@ -971,6 +1002,8 @@ def check_row_count_stable(
         {"window": window},
     ).fetchone()
     if row is None:
+        if _no_volumes_yet(con):
+            return CheckOutcome(True, {"skipped": NO_VOLUMES_YET})
         return CheckOutcome(True, {"worst_drop_share": 0.0})
     snapshot_at, n, previous, drop_share, source = row
     return CheckOutcome(

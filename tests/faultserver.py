@@ -21,7 +21,8 @@ class Reply:
     body: bytes = b"[]"
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
     #: normal | truncate (send half the declared body, close) | drip (1 byte per `drip_every`)
-    #: | hang (headers, then nothing) | reset (close without a response)
+    #: | hang (headers, then nothing) | stall (headers and half the body, then silence on an
+    #: open connection until the server stops) | reset (close without a response)
     mode: str = "normal"
     drip_every: float = 0.05
     date: str | None = None  # HTTP Date header; default now
@@ -118,5 +119,8 @@ class FaultServer:
                         time.sleep(reply.drip_every)
                 elif reply.mode == "hang":
                     self._stop.wait(30)
+                elif reply.mode == "stall":
+                    conn.sendall(reply.body[: len(reply.body) // 2])
+                    self._stop.wait()
             except OSError:
                 return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -14,10 +15,19 @@ from pathlib import Path
 import pytest
 
 from simulator import DEFAULT_START
+from tests.faultserver import FaultServer, Reply
+from tests.payloads import body, volume
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "canary-errors-4f2a9c"
-CONFIG = ("VOLCAP_API_URL", "VOLCAP_API_TOKEN", "VOLCAP_SOURCES", "VOLCAP_CADENCE_MINUTES")
+CONFIG = (
+    "VOLCAP_API_URL",
+    "VOLCAP_API_TOKEN",
+    "VOLCAP_SOURCES",
+    "VOLCAP_CADENCE_MINUTES",
+    "VOLCAP_FETCH_DEADLINE_SECONDS",
+    "VOLCAP_STALL_TIMEOUT_SECONDS",
+)
 
 
 def run(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -121,6 +131,37 @@ def rejected_before_dagster(argv: list[str], env: dict[str, str], tmp_path: Path
         ),
         pytest.param(
             ["ingest"],
+            {
+                "VOLCAP_API_URL": "http://127.0.0.1:9",
+                "VOLCAP_API_TOKEN": KEY,
+                "VOLCAP_FETCH_DEADLINE_SECONDS": "15m",
+            },
+            ["VOLCAP_FETCH_DEADLINE_SECONDS='15m'", "number of seconds", "900"],
+            id="deadline-not-seconds",
+        ),
+        pytest.param(
+            ["ingest"],
+            {
+                "VOLCAP_API_URL": "http://127.0.0.1:9",
+                "VOLCAP_API_TOKEN": KEY,
+                "VOLCAP_CADENCE_MINUTES": "15",
+                "VOLCAP_FETCH_DEADLINE_SECONDS": "1200",
+            },
+            ["VOLCAP_FETCH_DEADLINE_SECONDS='1200'", "at most 900 (one cadence window)", "225"],
+            id="deadline-beyond-the-window",
+        ),
+        pytest.param(
+            ["ingest"],
+            {
+                "VOLCAP_API_URL": "http://127.0.0.1:9",
+                "VOLCAP_API_TOKEN": KEY,
+                "VOLCAP_STALL_TIMEOUT_SECONDS": "0",
+            },
+            ["VOLCAP_STALL_TIMEOUT_SECONDS='0'", "above 0", "30"],
+            id="stall-timeout-zero",
+        ),
+        pytest.param(
+            ["ingest"],
             {"VOLCAP_SOURCES": "/nonexistent/sources.toml"},
             ["sources.toml not found", "VOLCAP_SOURCES"],
             id="sources-file-missing",
@@ -176,6 +217,34 @@ def test_ingest_against_an_api_whose_clock_is_behind_says_so_and_what_to_run(sim
     assert "before partition" in line and "behind" in line
     assert f"volcap ingest --at {DEFAULT_START:%Y-%m-%dT%H:%M:%SZ}" in line
     assert not (tmp_path / "data" / "lake").exists()
+
+
+def test_a_silent_peer_fails_ingest_within_the_deadline_in_one_line(tmp_path):
+    """Headers and half the body, then silence on an open connection: each attempt stalls for
+    1 s, and the 3 s deadline ends the fetch (overrun by at most one stall); nothing lands."""
+    stalled = Reply(body=body([volume(i) for i in range(1, 40)]), mode="stall")
+    with FaultServer([stalled]) as srv:
+        result = run(
+            "ingest",
+            env={
+                "VOLCAP_API_URL": srv.url,
+                "VOLCAP_API_TOKEN": KEY,
+                "VOLCAP_FETCH_DEADLINE_SECONDS": "3",
+                "VOLCAP_STALL_TIMEOUT_SECONDS": "1",
+            },
+            tmp_path=tmp_path,
+        )
+    line = one_line(result)
+    assert f"gave up on {srv.url}/v1/volumes at the 3s fetch deadline after " in line
+    took = float(re.search(r" attempts? in ([\d.]+)s: ", line).group(1))  # type: ignore[union-attr]
+    assert took < 3 + 1
+    assert f"received {len(stalled.body) // 2} of {len(stalled.body)} bytes" in line
+    assert "then stalled for " in line
+    assert f"after {len(srv.seen)} attempt" in line
+    assert KEY not in line
+    data = tmp_path / "data"
+    assert not (data / "lake").exists() or not any((data / "lake").rglob("*.parquet"))
+    assert not (data / "raw").exists() or not any((data / "raw").rglob("*.*"))
 
 
 def test_simulate_on_a_busy_port_is_one_line(tmp_path):

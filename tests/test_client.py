@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from email.utils import formatdate
 
 import pytest
@@ -55,8 +56,6 @@ def test_ingest_retries_after_429_honouring_retry_after(tmp_path):
 
 
 def test_retry_after_as_http_date_is_honoured(tmp_path):
-    import time
-
     when = formatdate(time.time() + 30, usegmt=True)
     waits: list[float] = []
     with FaultServer([Reply(429, b"", {"Retry-After": when}), GOOD]) as srv:
@@ -82,7 +81,7 @@ def test_server_errors_are_retried_until_success(tmp_path, status):
 
 def test_attempts_are_bounded(tmp_path):
     with FaultServer([Reply(503, b"down")]) as srv:
-        with pytest.raises(ApiError, match="gave up after 3 attempts: HTTP 503"):
+        with pytest.raises(ApiError, match=r"gave up on .* after 3 attempts in [\d.]+s: HTTP 503"):
             fetch(api(srv.url, max_attempts=3), tmp_path)
     assert len(srv.seen) == 3
 
@@ -163,13 +162,59 @@ def test_oversized_body_without_content_length_is_cut_off(tmp_path):
 def test_a_drip_feeding_server_cannot_hold_the_fetch_past_its_deadline(tmp_path):
     drip = Reply(body=GOOD.body * 20, mode="drip", drip_every=0.02)
     with FaultServer([drip]) as srv, pytest.raises(ApiError, match="deadline"):
-        fetch(api(srv.url, request_deadline=0.3, max_attempts=1), tmp_path)
+        fetch(api(srv.url, fetch_deadline=0.3), tmp_path)
 
 
-def test_a_hanging_server_hits_the_read_timeout(tmp_path):
+def test_a_hanging_server_is_a_stall(tmp_path):
     with FaultServer([Reply(body=GOOD.body, mode="hang")]) as srv:
-        with pytest.raises(ApiError, match="timeout"):
-            fetch(api(srv.url, read_timeout=0.2, max_attempts=1), tmp_path)
+        with pytest.raises(ApiError, match=r"attempt 1 received 0 of \d+ bytes, then stalled"):
+            fetch(api(srv.url, stall_timeout=0.2, max_attempts=1), tmp_path)
+
+
+STALLED = Reply(body=GOOD.body * 40, mode="stall")
+
+
+def test_a_stall_is_retried_then_reported_with_bytes_received_and_silence(tmp_path):
+    with FaultServer([STALLED]) as srv, pytest.raises(ApiError) as err:
+        fetch(api(srv.url, stall_timeout=0.3, max_attempts=2), tmp_path)
+    line = str(err.value)
+    half, whole = len(STALLED.body) // 2, len(STALLED.body)
+    assert line.startswith(f"gave up on {srv.url}/v1/volumes after 2 attempts in ")
+    assert f"attempt 2 received {half} of {whole} bytes, then stalled for 0.3s" in line
+    assert "\n" not in line and TOKEN not in line and "fields=" not in line
+    assert len(srv.seen) == 2
+
+
+def test_a_stalled_peer_fails_within_the_fetch_deadline(tmp_path):
+    """Each attempt stalls for 1 s; the third is cut short by the 3 s deadline, and no fourth
+    starts. The deadline is overrun by at most one stall timeout, so 3 + 1 s bounds it."""
+    with FaultServer([STALLED]) as srv:
+        client = api(srv.url, fetch_deadline=3, stall_timeout=1)
+        client._sleep = time.sleep
+        started = time.monotonic()
+        with pytest.raises(ApiError) as err:
+            fetch(client, tmp_path)
+        elapsed = time.monotonic() - started
+    line = str(err.value)
+    assert elapsed < 3 + 1
+    assert line.startswith(f"gave up on {srv.url}/v1/volumes at the 3s fetch deadline after ")
+    assert len(srv.seen) == 3
+    assert "after 3 attempts in " in line
+    assert f"attempt 3 received {len(STALLED.body) // 2} of {len(STALLED.body)} bytes" in line
+    assert "then stalled for " in line
+
+
+def test_a_retry_that_would_start_past_the_deadline_is_not_waited_for(tmp_path):
+    waits: list[float] = []
+    with FaultServer([Reply(429, b"", {"Retry-After": "7"}), GOOD]) as srv:
+        client = api(srv.url, fetch_deadline=5)
+        client._sleep = waits.append
+        with pytest.raises(ApiError) as err:
+            fetch(client, tmp_path)
+    assert waits == []
+    assert len(srv.seen) == 1
+    assert "at the 5s fetch deadline after 1 attempt in " in str(err.value)
+    assert "HTTP 429; the next attempt, in 7.0s, would start past it" in str(err.value)
 
 
 def test_redirect_to_another_origin_is_not_followed_and_never_gets_the_key(tmp_path):

@@ -24,12 +24,14 @@ PARTITIONS = snapshot_partitions(60)
 ASSETS = build_ingestion_assets(PARTITIONS)
 
 
-def materialize(url: str, data_dir, at, selection=None) -> dg.ExecuteInJobResult:
+def materialize(url: str, data_dir, at, selection=None, **api) -> dg.ExecuteInJobResult:
     return dg.materialize(
         ASSETS,
         partition_key=key_for_instant(PARTITIONS, at),
         resources={
-            "volume_api": VolumeApi(base_url=url, token=TOKEN, backoff_base=0.01, max_attempts=2),
+            "volume_api": VolumeApi(
+                base_url=url, token=TOKEN, backoff_base=0.01, **{"max_attempts": 2, **api}
+            ),
             "lake": LakeStore(data_dir=str(data_dir)),
         },
         selection=selection,
@@ -140,6 +142,7 @@ def test_a_past_partition_cannot_be_fetched(sim, tmp_path):
         pytest.param(Reply(body=b"<html/>", headers={"Content-Type": "text/html"}), id="html-200"),
         pytest.param(Reply(503, b"down"), id="server-down"),
         pytest.param(Reply(401, b"no"), id="unauthorized"),
+        pytest.param(Reply(body=body([volume(1), volume(2)]), mode="stall"), id="stalled-peer"),
     ],
 )
 def test_a_rejected_snapshot_leaves_lake_and_raw_exactly_as_they_were(sim, tmp_path, reply):
@@ -151,8 +154,9 @@ def test_a_rejected_snapshot_leaves_lake_and_raw_exactly_as_they_were(sim, tmp_p
         # The fault server's Date is "now", so pin the partition to now's window.
         from datetime import UTC, datetime
 
-        result = materialize(bad.url, tmp_path, datetime.now(UTC))
-        result_same = materialize(bad.url, tmp_path, at)
+        limits = {"stall_timeout": 0.3, "fetch_deadline": 2}
+        result = materialize(bad.url, tmp_path, datetime.now(UTC), **limits)
+        result_same = materialize(bad.url, tmp_path, at, **limits)
     assert not result.success and not result_same.success
     assert tree(tmp_path) == before
     assert not any((tmp_path / ".staging").iterdir())

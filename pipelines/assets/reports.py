@@ -46,6 +46,7 @@ def capacity_report(
             "critical": dg.MetadataValue.int(data.risk_counts.get("critical", 0)),
             "warning": dg.MetadataValue.int(data.risk_counts.get("warning", 0)),
             "missing_snapshots": dg.MetadataValue.int(len(data.missing)),
+            "no_volumes_yet": dg.MetadataValue.bool(data.no_volumes_yet),
             "fleet_capacity_chart": dg.MetadataValue.md(
                 f"![Fleet capacity with a 30-day forecast](data:image/svg+xml;base64,{chart})"
             ),
