@@ -289,3 +289,35 @@ def test_layout_control_endpoint(sim: SimulatorServer) -> None:
     assert httpx.post(url, json={"style": "spaced"}).json()["style"] == "spaced"
     assert httpx.get(f"{sim.url}/_sim/info").json()["layout"]["style"] == "spaced"
     httpx.post(url, json={"style": "compact"})
+
+
+def test_simulate_serves_the_layout_named_on_its_command_line() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "--port", "0", "--volumes", "3", "--layout", "pretty"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        url = line.split()[2]
+        got = httpx.get(f"{url}/v1/volumes", headers={"Authorization": "Bearer volcap-dev-token"})
+        assert got.text.startswith('[\n  {\n    "id": ')
+        assert httpx.get(f"{url}/_sim/layout").json()["style"] == "pretty"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_simulate_refuses_an_unknown_layout_in_one_line() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "simulator", "--layout", "yaml"], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "--layout" in done.stderr
