@@ -35,8 +35,10 @@ _Int64 = Annotated[int, Meta(ge=0, le=INT64_MAX)]
 _Int32 = Annotated[int, Meta(ge=0, le=INT32_MAX)]
 # Validated in msgspec as strings; their RFC 3339 form is checked in DuckDB, which parses them.
 _RFC3339 = r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
-#: Bytes of body validated per msgspec call: bounds the Python objects alive at once.
-CHUNK_BYTES = 16 << 20
+#: Bytes of body validated per msgspec call: bounds the Python objects alive at once. 1 MiB
+#: (~3,000 volumes) validated 1M volumes in ~10% less CPU than 16 MiB, with 45 MiB less RSS, and
+#: holds the GIL for a few ms at a time; an object longer than a chunk takes the detailed path.
+CHUNK_BYTES = 1 << 20
 
 
 class _StrictVolume(msgspec.Struct, forbid_unknown_fields=True, gc=False):
