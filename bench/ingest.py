@@ -8,8 +8,10 @@ are its own), against the same prerendered body served by the simulator in this 
 - `cli`: the whole `volcap ingest` process (Dagster import and start-up included);
 - `dlt`: the peer, a dlt `rest_api` source → filesystem destination as Parquet.
 
-Peak RSS is each child's own high-water mark (VmHWM), polled from /proc.
-Run: `uv run --group bench python -m bench.ingest --volumes 100000 1000000 --runs 3`.
+Peak RSS is each child's own high-water mark (VmHWM), polled from /proc. `--layouts` serves the
+same fleet in each whitespace layout (compact `},{`, spaced `}, {`, pretty-printed) in turn.
+Run: `uv run --group bench python -m bench.ingest --volumes 100000 1000000 --runs 3
+--layouts compact,spaced,pretty`.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def _worker_volcap(url: str, data_dir: Path, at: str) -> dict[str, float]:
         "wall_s": t2 - t0,
         "rows": published.rows,
         "body_mb": landed.fetch.byte_count / 1e6,
+        "validation_path": landed.normalized.validation_path,
     }
 
 
@@ -207,6 +210,11 @@ def main() -> None:
     )
     parser.add_argument("--dlt-runs", type=int, default=1, help="dlt is slow: runs per size")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--layouts",
+        default="compact",
+        help="comma-separated body layouts to serve in turn: compact, spaced, pretty",
+    )
     parser.add_argument("--scratch", type=Path, default=None)
     parser.add_argument("--worker", nargs=4, metavar=("KIND", "URL", "DIR", "AT"))
     args = parser.parse_args()
@@ -217,6 +225,12 @@ def main() -> None:
 
     from pipelines.contract import API_FIELDS
     from simulator import SimulatorServer
+    from simulator.render import Layout, LayoutError
+
+    try:
+        layouts = [Layout(name.strip()) for name in args.layouts.split(",") if name.strip()]
+    except LayoutError as exc:
+        parser.error(str(exc))
 
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="volcap-ingest-bench-"))
     scratch.mkdir(parents=True, exist_ok=True)
@@ -224,32 +238,35 @@ def main() -> None:
         for volumes in args.volumes:
             t = time.perf_counter()
             with SimulatorServer(volumes=volumes, seed=args.seed, token=TOKEN) as sim:
-                size = sim.prerender(list(API_FIELDS))
                 at = sim.now().isoformat()
                 print(
-                    f"\n== {volumes:,} volumes: body {size / 1e6:.0f} MB "
-                    f"(simulator ready in {time.perf_counter() - t:.1f}s)"
+                    f"\n== {volumes:,} volumes (simulator ready in {time.perf_counter() - t:.1f}s)"
                 )
-                results: dict[str, list[dict[str, float]]] = {}
-                # interleave variants so machine noise hits each one alike
-                for run in range(args.runs):
-                    for kind in args.variants:
-                        if kind == "dlt" and run >= args.dlt_runs:
-                            continue
-                        r = _variant(kind, sim.url, at, scratch)
-                        results.setdefault(kind, []).append(r)
-                        shown = {
-                            k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()
-                        }
-                        print(f"  run {run + 1} {kind}: {shown}", flush=True)
-            _summarize(volumes, results)
+                for layout in layouts:
+                    sim.set_layout(layout)
+                    size = sim.prerender(list(API_FIELDS))
+                    print(f"-- layout {layout.style}: body {size / 1e6:.0f} MB", flush=True)
+                    results: dict[str, list[dict[str, float]]] = {}
+                    # interleave variants so machine noise hits each one alike
+                    for run in range(args.runs):
+                        for kind in args.variants:
+                            if kind == "dlt" and run >= args.dlt_runs:
+                                continue
+                            r = _variant(kind, sim.url, at, scratch)
+                            results.setdefault(kind, []).append(r)
+                            shown = {
+                                k: (round(v, 2) if isinstance(v, float) else v)
+                                for k, v in r.items()
+                            }
+                            print(f"  run {run + 1} {kind}: {shown}", flush=True)
+                    _summarize(f"{volumes:,} volumes, {layout.style}", volumes, results)
     finally:
         if args.scratch is None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _summarize(volumes: int, results: dict[str, list[dict[str, float]]]) -> None:
-    print(f"-- {volumes:,} volumes, medians --")
+def _summarize(title: str, volumes: int, results: dict[str, list[dict[str, float]]]) -> None:
+    print(f"-- {title}, medians --")
     ours = None
     for kind, runs in results.items():
         if kind == "phases":
@@ -269,7 +286,8 @@ def _summarize(volumes: int, results: dict[str, list[dict[str, float]]]) -> None
             ours = wall
             line += (
                 f"  (land_raw {_median(runs, 'land_raw_s'):.2f}s + publish_lake "
-                f"{_median(runs, 'publish_lake_s'):.2f}s; imports {_median(runs, 'import_s'):.2f}s)"
+                f"{_median(runs, 'publish_lake_s'):.2f}s; imports {_median(runs, 'import_s'):.2f}s;"
+                f" {'/'.join(sorted({str(r['validation_path']) for r in runs}))} path)"
             )
         if kind == "cli":
             line += f"  (whole process; of which interpreter + imports {_median(runs, 'startup_s'):.2f}s)"

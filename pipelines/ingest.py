@@ -230,7 +230,7 @@ def _land_raw(
                     "compressed_bytes": raw_bytes,
                     "raw_file": data.raw_body_for(window.start, fetched.sha256).name,
                     "raw_sha256": lake.file_sha256(staged_raw),
-                    "validation": normalized.metadata,
+                    "validation": validation_report(normalized),
                 },
                 sidecar,
             )
@@ -284,7 +284,7 @@ def _publish_lake(
             normalized = replay(data, snapshot_at, max_quarantine_share=max_quarantine_share)
             staged_lake = data.stage("replay.parquet")
             lake.write_parquet(normalized.frame, staged_lake)
-            report = normalized.metadata
+            report = validation_report(normalized)
             staged_quarantine = []
             if normalized.quarantine.height:
                 staged_quarantine = [data.stage("quarantine.parquet")]
@@ -300,6 +300,12 @@ def _publish_lake(
         data.publish(staged_lake, final)
         _discard(*staged[:-1], *staged_quarantine[:-1])
     return LakePublish(final, rows, final.stat().st_size, replayed, report, quarantine_path)
+
+
+def validation_report(normalized: Normalized) -> dict[str, object]:
+    """What the sidecar and the lake's metadata record about validation, and which path
+    (fast or detailed) proved it."""
+    return {**normalized.metadata, "validation_path": normalized.validation_path}
 
 
 def replay(

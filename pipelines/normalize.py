@@ -49,6 +49,8 @@ class Normalized:
     missing_fields: dict[str, int]
     unknown_fields: dict[str, int]
     warnings: list[str] = field(default_factory=list)
+    #: "fast" (typed read proven exact by strict validation) or "detailed" (row by row)
+    validation_path: str = "detailed"
 
     @property
     def metadata(self) -> dict[str, object]:
@@ -202,7 +204,9 @@ def normalize(
     )
     if clean is not None:
         _reject_duplicate_ids(clean["volume_id"])
-        return _normalized(clean, _EMPTY_QUARANTINE, rows_in=clean.height, keys={})
+        fast_result = _normalized(clean, _EMPTY_QUARANTINE, rows_in=clean.height, keys={})
+        fast_result.validation_path = "fast"
+        return fast_result
     con = duckdb.connect(config={"threads": 2})
     try:
         con.execute("set TimeZone = 'UTC'")

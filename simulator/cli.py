@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import NoReturn
 
 from simulator.clock import iso, parse_instant
+from simulator.render import LAYOUT_STYLES
 from simulator.server import DEFAULT_START, DEFAULT_TOKEN, serve
 
 
@@ -47,6 +48,13 @@ def build_parser(prog: str = "volcap simulate") -> argparse.ArgumentParser:
         default=0.0,
         help="simulated seconds per real second; 0 = manual clock (POST /_sim/clock)",
     )
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUT_STYLES,
+        default="compact",
+        help="whitespace of the /v1/volumes body: compact [{...},{...}], spaced (', ' and ': ', "
+        "as Python's json.dumps), pretty (indent 2); POST /_sim/layout changes it while serving",
+    )
     return parser
 
 
@@ -77,6 +85,7 @@ def _serve(args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         speed=args.speed,
+        layout=args.layout,
         ready=lambda line: print(line, flush=True),
     )
 

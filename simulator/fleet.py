@@ -275,7 +275,9 @@ class Fleet:
         self.start_us = to_us(start)
         self._build()
         self._cache_lock = threading.Lock()
-        self._cache: tuple[tuple[int, tuple[str, ...] | None], render.Body] | None = None
+        self._cache: (
+            tuple[tuple[int, tuple[str, ...] | None, render.Layout], render.Body] | None
+        ) = None
 
     # - parameters
 
@@ -599,24 +601,40 @@ class Fleet:
             }
         )
 
-    def render_json(self, at: datetime, fields: Sequence[str] | None = None) -> bytes:
+    def render_json(
+        self,
+        at: datetime,
+        fields: Sequence[str] | None = None,
+        layout: render.Layout = render.COMPACT,
+    ) -> bytes:
         """The `/v1/volumes` body at `at` for a field mask (None = every field but host_id)."""
-        return self.render_body(to_us(at), fields).tobytes()
+        return self.render_body(to_us(at), fields, layout).tobytes()
 
-    def render_body(self, t_us: int, fields: Sequence[str] | None = None) -> render.Body:
-        """As `render_json`, without copying; cached for the last (instant, mask)."""
-        cache_key = (t_us, render.normalize_fields(fields))
+    def render_body(
+        self,
+        t_us: int,
+        fields: Sequence[str] | None = None,
+        layout: render.Layout = render.COMPACT,
+    ) -> render.Body:
+        """As `render_json`, without copying; cached for the last (instant, mask, layout)."""
+        cache_key = (t_us, render.normalize_fields(fields), layout)
         with self._cache_lock:
             if self._cache is not None and self._cache[0] == cache_key:
                 return self._cache[1]
+            self._cache = None  # let the previous body go before rendering the next
             rows, state = self._state(t_us)
-            body = render.render(self._static[rows], state, cache_key[1])
+            body = render.render(self._static[rows], state, cache_key[1], layout)
             self._cache = (cache_key, body)
             return body
 
-    def prerender(self, at: datetime, fields: Sequence[str] | None = None) -> int:
+    def prerender(
+        self,
+        at: datetime,
+        fields: Sequence[str] | None = None,
+        layout: render.Layout = render.COMPACT,
+    ) -> int:
         """Render and cache the body for `at`; returns its size in bytes."""
-        return len(self.render_body(to_us(at), fields))
+        return len(self.render_body(to_us(at), fields, layout))
 
     # - truth
 

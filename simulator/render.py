@@ -1,4 +1,5 @@
-"""The `/v1/volumes` JSON body, built column-wise with polars string expressions."""
+"""The `/v1/volumes` JSON body, built column-wise with polars string expressions, in any of the
+whitespace layouts a provider may use (compact, `", "`-separated, pretty-printed)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,87 @@ _STATUSES = pl.Series(["available", "attached", "degraded", "error"])
 #: Per style: (fraction digits, numeric offset instead of `Z`); see fleet._STYLES.
 _FRACTION_DIGITS = (0, 3, 6, 0, 3, 1)
 _USES_OFFSET = (False, False, False, True, True, True)
+
+
+class LayoutError(ValueError):
+    """A layout that is not one of the styles, or whitespace that JSON does not allow."""
+
+
+LAYOUT_STYLES = ("compact", "spaced", "pretty")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the same JSON array is written: `compact` (`[{"a":1},{"a":2}]`), `spaced` (Python's
+    `json.dumps` default, `", "` and `": "`), or `pretty` (`json.dumps(indent=...)`, one member
+    per line, with `\n` or `\r\n`), optionally with whitespace before and after the array."""
+
+    style: str = "compact"
+    indent: int = 2
+    newline: str = "\n"
+    padding: str = ""
+
+    def __post_init__(self) -> None:
+        if self.style not in LAYOUT_STYLES:
+            raise LayoutError(
+                f"layout must be one of {', '.join(LAYOUT_STYLES)}, got {self.style!r}"
+            )
+        if not 0 <= self.indent <= 16:
+            raise LayoutError(f"indent must be 0 to 16 spaces, got {self.indent}")
+        if self.newline not in ("\n", "\r\n"):
+            raise LayoutError(f"newline must be \\n or \\r\\n, got {self.newline!r}")
+        if self.padding.strip(" \t\n\r"):
+            raise LayoutError("padding must be JSON whitespace (space, tab, \\n, \\r)")
+
+    @classmethod
+    def parse(cls, spec: object) -> Layout:
+        """A layout from its style name or a JSON object `{"style", "indent", "newline",
+        "padding"}` (what `POST /_sim/layout` takes)."""
+        if isinstance(spec, str):
+            return cls(spec)
+        if not isinstance(spec, dict):
+            raise LayoutError("expected a layout name or object")
+        unknown = set(spec) - {"style", "indent", "newline", "padding"}
+        if unknown:
+            raise LayoutError(f"unknown layout keys: {sorted(unknown)}")
+        indent = spec.get("indent", 2)
+        if not isinstance(indent, int) or isinstance(indent, bool):
+            raise LayoutError("indent must be an integer")
+        return cls(
+            str(spec.get("style", "compact")),
+            indent,
+            str(spec.get("newline", "\n")),
+            str(spec.get("padding", "")),
+        )
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "style": self.style,
+            "indent": self.indent,
+            "newline": self.newline,
+            "padding": self.padding,
+        }
+
+    def _pieces(self) -> tuple[str, str, str, str, str, str, str]:
+        """(array open, object open, key/value separator, member separator, object close,
+        element separator, array close) around non-empty arrays of non-empty objects."""
+        if self.style == "compact":
+            return "[", "{", ":", ",", "}", ",", "]"
+        if self.style == "spaced":
+            return "[", "{", ": ", ", ", "}", ", ", "]"
+        nl, one = self.newline, " " * self.indent
+        return (
+            "[" + nl,
+            one + "{" + nl + one * 2,
+            ": ",
+            "," + nl + one * 2,
+            nl + one + "}",
+            "," + nl,
+            nl + "]",
+        )
+
+
+COMPACT = Layout()
 
 
 class FieldMaskError(ValueError):
@@ -116,14 +198,27 @@ class Body:
 
 
 def render(
-    static: pl.DataFrame, state: dict[str, np.ndarray], fields: tuple[str, ...] | None
+    static: pl.DataFrame,
+    state: dict[str, np.ndarray],
+    fields: tuple[str, ...] | None,
+    layout: Layout = COMPACT,
 ) -> Body:
-    """Serialize rows to `[{...},{...}]`. host_id appears only when asked for, and then only on
-    the volumes that have one; null quotas and timestamps are written as `null`."""
+    """Serialize rows to `[{...},{...}]` in `layout`. host_id appears only when asked for, and
+    then only on the volumes that have one; null quotas and timestamps are written as `null`."""
     wanted = fields if fields is not None else DEFAULT_FIELDS
     n = static.height
-    if n == 0 or not wanted:
-        return Body((memoryview(b"[" + b",".join([b"{}"] * n) + b"]"),), n)
+    head, tail = layout.padding.encode(), layout.padding.encode()
+    if n == 0:  # `json.dumps([], indent=2)` is `[]` too
+        return Body((memoryview(head + b"[]" + tail),), 0)
+    array_open, object_open, colon, member_sep, object_close, element_sep, array_close = (
+        layout._pieces()
+    )
+    if not wanted:
+        empty = object_open.rstrip(" \r\n") + "}"
+        objects = element_sep.join([empty] * n).encode()
+        return Body(
+            (memoryview(head + array_open.encode() + objects + array_close.encode() + tail),), n
+        )
 
     rec = state["rec_us"]
     never = rec == NONE_US
@@ -141,20 +236,23 @@ def render(
         status=pl.Series(state["status"]),
     )
 
+    def key(name: str) -> str:
+        return f'"{name}"{colon}'
+
     def quoted(name: str, text: pl.Expr) -> pl.Expr:
-        return pl.concat_str([pl.lit(f'"{name}":"'), text, pl.lit('"')])
+        return pl.concat_str([pl.lit(key(name) + '"'), text, pl.lit('"')])
 
     def number(name: str) -> pl.Expr:
-        return pl.lit(f'"{name}":') + pl.col(name).cast(pl.String).fill_null("null")
+        return pl.lit(key(name)) + pl.col(name).cast(pl.String).fill_null("null")
 
     rec_text = instant_text(pl.col("rec_us"), pl.col("rec_style"), pl.col("rec_offset"))
     exprs = {
         "id": quoted("id", pl.col("id")),
-        "name": pl.lit('"name":') + pl.col("name_json"),
+        "name": pl.lit(key("name")) + pl.col("name_json"),
         "created_at": quoted("created_at", pl.col("created_text")),
         # null for volumes without one, so concat_str leaves the member out entirely
         "host_id": quoted("host_id", pl.col("host_id")),
-        "last_reconciled_at": pl.lit('"last_reconciled_at":')
+        "last_reconciled_at": pl.lit(key("last_reconciled_at"))
         + pl.when(pl.col("rec_never"))
         .then(pl.lit("null"))
         .otherwise(pl.concat_str([pl.lit('"'), rec_text, pl.lit('"')])),
@@ -164,12 +262,21 @@ def render(
     }
     members = [exprs[f] if f in exprs else number(f) for f in wanted]
     row = pl.concat_str(
-        [pl.lit("{"), pl.concat_str(members, separator=",", ignore_nulls=True), pl.lit("},")]
+        [
+            pl.lit(object_open),
+            pl.concat_str(members, separator=member_sep, ignore_nulls=True),
+            pl.lit(object_close + element_sep),
+        ]
     )
     rows = frame.select(row.alias("row")).to_series()
-    # The rows' arrow data buffer is every row back to back: with each row ending in a comma it
-    # is the array's inside (less the last comma), so the body is that buffer between brackets.
+    # The rows' arrow data buffer is every row back to back: with each row ending in the element
+    # separator it is the array's inside (less the last separator), so the body is that buffer
+    # between the brackets.
     arr = rows.to_arrow()
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + n + 1]
-    inside = memoryview(arr.buffers()[2])[int(offsets[0]) : int(offsets[-1]) - 1]
-    return Body((memoryview(b"["), inside, memoryview(b"]")), n)
+    end = int(offsets[-1]) - len(element_sep.encode())
+    inside = memoryview(arr.buffers()[2])[int(offsets[0]) : end]
+    return Body(
+        (memoryview(head + array_open.encode()), inside, memoryview(array_close.encode() + tail)),
+        n,
+    )

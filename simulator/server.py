@@ -51,8 +51,11 @@ class SimulatorServer:
         speed: float = 0.0,
         forbidden_token: str | None = None,
         fleet: Fleet | None = None,
+        layout: render.Layout | str = render.COMPACT,
     ) -> None:
         self.fleet = fleet if fleet is not None else Fleet(volumes, seed, start)
+        #: the whitespace layout of `/v1/volumes` bodies (`POST /_sim/layout` changes it)
+        self.layout = render.Layout.parse(layout) if isinstance(layout, str) else layout
         self.clock = SimClock(self.fleet.start, speed)
         self.token = token
         self.forbidden_token = forbidden_token
@@ -87,9 +90,13 @@ class SimulatorServer:
         with self._lock:
             self.faults = _Faults(status, count, retry_after)
 
+    def set_layout(self, layout: render.Layout | str) -> None:
+        """Serve `/v1/volumes` in another whitespace layout from the next request on."""
+        self.layout = render.Layout.parse(layout) if isinstance(layout, str) else layout
+
     def prerender(self, fields: Sequence[str] | None = None) -> int:
         """Render the body for the current instant ahead of time; returns its size in bytes."""
-        return self.fleet.prerender(self.now(), fields)
+        return self.fleet.prerender(self.now(), fields, self.layout)
 
     # - lifecycle
 
@@ -267,7 +274,7 @@ def _handler_for(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
             except render.FieldMaskError as e:
                 self._error(400, "invalid_fields", str(e))
                 return
-            body = sim.fleet.render_body(self.sim_us, fields)
+            body = sim.fleet.render_body(self.sim_us, fields, sim.layout)
             self._send(200, body.chunks)
 
         def _control_get(self, path: str, query: dict[str, list[str]]) -> None:
@@ -279,8 +286,11 @@ def _handler_for(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
                 f = sim.fleet
                 info = {"volumes": f.volumes, "seed": f.seed, "start": iso(f.start),
                         "now": iso(from_us(self.sim_us)), "speed": sim.clock.speed,
-                        "volume_requests": sim.volume_requests}  # fmt: skip
+                        "volume_requests": sim.volume_requests,
+                        "layout": sim.layout.as_json()}  # fmt: skip
                 self._send(200, [_json(info)])
+            elif path == "/_sim/layout":
+                self._send(200, [_json(sim.layout.as_json())])
             elif path == "/_sim/truth":
                 try:
                     at = parse_instant(query["at"][0]) if "at" in query else from_us(self.sim_us)
@@ -307,8 +317,12 @@ def _handler_for(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
                 mask = payload.get("fields")
                 fields = render.parse_fields(mask) if mask else None
                 at = sim.now()
-                size = sim.fleet.prerender(at, fields)
+                size = sim.fleet.prerender(at, fields, sim.layout)
                 self._send(200, [_json({"now": iso(at), "bytes": size})])
+            elif path == "/_sim/layout":
+                # {"style": "pretty", "indent": 4, "newline": "\r\n", "padding": " "}
+                sim.set_layout(render.Layout.parse(payload))
+                self._send(200, [_json(sim.layout.as_json())])
             elif path == "/_sim/faults":
                 sim.inject_faults(
                     int(payload["status"]), int(payload.get("count", 1)),
@@ -332,14 +346,22 @@ def serve(
     port: int = 8080,
     speed: float = 0.0,
     ready: Any = print,
+    layout: str = "compact",
 ) -> None:
     """Build the fleet and serve until interrupted; `ready(url_line)` is called once listening."""
     sim = SimulatorServer(
-        volumes=volumes, seed=seed, token=token, start=start, host=host, port=port, speed=speed
+        volumes=volumes,
+        seed=seed,
+        token=token,
+        start=start,
+        host=host,
+        port=port,
+        speed=speed,
+        layout=layout,
     )
     ready(
         f"volcap simulator: {sim.url}  ({volumes} volumes, seed {seed}, "
-        f"clock {iso(sim.now())}, speed {speed or 'manual'})"
+        f"clock {iso(sim.now())}, speed {speed or 'manual'}, layout {layout})"
     )
     with contextlib.suppress(KeyboardInterrupt):
         sim.serve_forever()

@@ -113,6 +113,7 @@ def build_ingestion_assets(
             "dagster/row_count": published.rows,
             "bytes": published.file_bytes,
             "replayed_from_raw": published.replayed,
+            "validation_path": str(report.get("validation_path", "unknown")),
             "source": source,
             "rows_quarantined": int(report.get("rows_quarantined", 0) or 0),
             "counts_by_status": dg.MetadataValue.json(report.get("counts_by_status") or {}),
