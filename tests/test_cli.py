@@ -168,3 +168,17 @@ def test_help_lists_every_command():
     assert result.returncode == 0
     for command in ("ingest", "build", "demo", "simulate", "report"):
         assert command in result.stdout
+
+
+def test_make_help_fits_79_columns():
+    result = subprocess.run(
+        ["make", "--no-print-directory", "help"],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any("make dev" in line for line in lines)
+    assert max(len(line) for line in lines) <= 79, result.stdout

@@ -123,7 +123,7 @@ def test_a_reader_holding_the_warehouse_sees_no_errors_across_20_builds(tmp_path
     assert seen["rounds"] > 20
 
 
-EXAMPLE_INSTANCE = Path(__file__).resolve().parents[1] / "dagster.yaml"
+EXAMPLE_INSTANCE = Path(__file__).resolve().parents[1] / "deploy" / "dagster.local.yaml"
 
 
 def test_the_example_instance_limits_runs_to_one_per_partition():
