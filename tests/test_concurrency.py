@@ -142,7 +142,7 @@ def test_the_example_instance_loads_with_those_limits(tmp_path):
 
     import dagster as dg
 
-    shutil.copy(EXAMPLE_INSTANCE, tmp_path)
+    shutil.copy(EXAMPLE_INSTANCE, tmp_path / "dagster.yaml")
     instance = dg.DagsterInstance.from_config(str(tmp_path))
     try:
         queue = instance.get_concurrency_config().run_queue_config
