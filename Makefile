@@ -34,23 +34,23 @@ $(CURDIR)/.tools/bin/uv:
 	$(UV) sync --locked --compile-bytecode
 	@touch $@
 
-install: .venv/.synced ## install the locked environment (uv from PyPI if missing)
+install: .venv/.synced ## the locked environment (uv into .tools/ if missing)
 
-demo: install ## run the pipeline on the fleet simulator: 30 simulated days, report, summary
+demo: install ## 30 simulated days on the fleet simulator, report, summary
 	@mkdir -p "$(DAGSTER_HOME)"
 	$(UV) run --locked volcap demo
 
-test: install ## run the whole test suite (fast core of the reliability tests included)
+test: install ## the test suite, with the reliability suites' fast core
 	$(UV) run --locked --group deploy --group spark --group bi pytest -m "not slow" -q
 
-reliability: install ## fault/crash/concurrency/secrets suites, slow ones included, then the scorecard
+reliability: install ## fault/crash/concurrency/secrets suites, then a scorecard
 	$(UV) run --locked python -m tests.reliability.scorecard
 
-dev: install ## dagster dev on http://127.0.0.1:3000 (shows the demo's runs)
-	@mkdir -p "$(DAGSTER_HOME)"
+dev: install ## Dagster UI, 127.0.0.1:3000; no runs unless an API is set
+	@$(UV) run --locked python -c 'import sys; from pipelines.runner import ensure_instance_home; ensure_instance_home(sys.argv[1])' "$(DAGSTER_HOME)"
 	$(UV) run --locked dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-sql: install ## open the warehouse read-only in the DuckDB CLI (queries: README, "Querying and BI")
+sql: install ## the warehouse read-only in the DuckDB CLI (queries: README)
 	@test -f "$(LOCAL_DATA_DIR)/warehouse.duckdb" || { echo "no warehouse at $(LOCAL_DATA_DIR)/warehouse.duckdb: run make demo (or volcap build) first" >&2; exit 1; }
 	$(UV) run --locked duckdb -readonly "$(LOCAL_DATA_DIR)/warehouse.duckdb"
 
@@ -63,7 +63,7 @@ fmt: install ## format the code
 	$(UV) run --locked ruff format .
 	$(UV) run --locked ruff check --fix .
 
-bench: install ## benchmarks (ingest, build, compaction, object store) with their peers
+bench: install ## benchmarks: ingest, build, compaction, object store
 	$(UV) sync --locked --group bench
 	$(UV) run --locked --group bench python -m bench.ingest
 	$(UV) run --locked --group bench python -m bench.build --incremental

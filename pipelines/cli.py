@@ -1,4 +1,4 @@
-"""The `volcap` command: ingest, build, report, demo, simulate.
+"""The `volcap` command: ingest, build, compact, report, demo, simulate.
 
 Every command prints one summary line on success and exits 0; on failure it prints one line
 with the reason to stderr and exits non-zero.
@@ -100,6 +100,30 @@ def cmd_build(args: argparse.Namespace) -> str:
     return f"{outcome.summary} in {time.monotonic() - started:.1f}s"
 
 
+def cmd_compact(args: argparse.Namespace) -> str:
+    """What the `compact_lake` asset does (the daily `compaction_schedule`), for cron users."""
+    from pipelines import config
+
+    config.check_local()
+    from pipelines.compaction import compact_lake
+    from pipelines.resources import resolve_layout
+
+    started = time.monotonic()
+    done = compact_lake(resolve_layout())
+    seconds = time.monotonic() - started
+    if not done:
+        return (
+            f"nothing to compact: every closed day is already one file per source ({seconds:.1f}s)"
+        )
+    days = sorted({c.day for c in done})
+    return (
+        f"compacted {len(days)} day(s) ({days[0]} to {days[-1]}): "
+        f"{sum(c.files_in for c in done)} files into {len(done)}, "
+        f"{sum(c.bytes_in for c in done) / 1e6:.1f} MB into "
+        f"{sum(c.bytes_out for c in done) / 1e6:.1f} MB, in {seconds:.1f}s"
+    )
+
+
 def cmd_report(args: argparse.Namespace) -> str:
     from pipelines import config
 
@@ -152,13 +176,24 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--full", action="store_true", help="rebuild everything from the lake")
     build.set_defaults(func=cmd_build)
 
+    compact = sub.add_parser(
+        "compact",
+        help="rewrite each closed day of the lake as one sorted file (what compaction_schedule "
+        "runs daily; idempotent)",
+    )
+    compact.set_defaults(func=cmd_compact)
+
     report = sub.add_parser("report", help="write the HTML capacity report")
     report.set_defaults(func=cmd_report)
 
-    demo = sub.add_parser("demo", help="run the whole pipeline on the fleet simulator")
-    demo.add_argument("--days", type=int, default=30)
-    demo.add_argument("--volumes", type=int, default=2000)
-    demo.add_argument("--seed", type=int, default=7)
+    demo = sub.add_parser(
+        "demo",
+        help="run the whole pipeline on the fleet simulator",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    demo.add_argument("--days", type=int, default=30, help="simulated days of hourly snapshots")
+    demo.add_argument("--volumes", type=int, default=2000, help="volumes in the simulated fleet")
+    demo.add_argument("--seed", type=int, default=7, help="the simulated fleet's seed")
     demo.set_defaults(func=cmd_demo)
 
     simulate = sub.add_parser(

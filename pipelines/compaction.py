@@ -175,7 +175,8 @@ def compact_day(
 def compact_lake(
     data: DataDir, *, now: datetime | None = None, **kwargs: object
 ) -> list[Compacted]:
-    """Compact every closed day that still has more than its compacted file, source by source."""
+    """Compact every closed day that still has more than its compacted file, source by source;
+    then remove the lock files nobody holds (left by killed runs)."""
     done = []
     data.pull_lake()
     for day in closed_days(data, now=now):
@@ -184,4 +185,5 @@ def compact_lake(
             result = compact_day(data.for_source(source), day, **kwargs)  # type: ignore[arg-type]
             if result is not None:
                 done.append(result)
+    data.sweep_locks()
     return done

@@ -302,8 +302,8 @@ def run_demo(
     console = console or Console()
     if "://" in os.environ.get("VOLCAP_DATA_DIR", ""):
         raise DemoError(
-            "the demo writes 720 snapshots to a local data dir: unset VOLCAP_DATA_DIR or point it "
-            "at a local directory (object storage is for real deployments)"
+            f"the demo writes {days * 24} snapshots to a local data dir: unset VOLCAP_DATA_DIR or "
+            "point it at a local directory (object storage is for real deployments)"
         )
     data_dir = Path(os.environ.get("VOLCAP_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or data_dir / "dagster_home").resolve()

@@ -202,6 +202,10 @@ class DataDir:
                 removed += 1
         return removed
 
+    def sweep_locks(self) -> int:
+        """Remove the partition lock files nobody holds (see `sweep_locks`)."""
+        return sweep_locks(self.locks)
+
     @contextlib.contextmanager
     def partition_lock(self, snapshot_at: datetime, timeout: float = 600.0) -> Iterator[None]:
         """One writer per partition at a time, across processes (CLI, daemon, tests)."""
@@ -215,21 +219,74 @@ class DataDir:
 @contextlib.contextmanager
 def exclusive_lock(path: Path, timeout: float, busy: Exception) -> Iterator[None]:
     """An exclusive `flock` on `path`, waiting up to `timeout` seconds, else raising `busy`.
-    The kernel releases it when the holder dies, so a killed run never leaves it stuck."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    The kernel releases it when the holder dies, so a killed run never leaves it stuck.
+
+    The holder removes the file when it is done, so lock files do not pile up (one per
+    partition ever written). Removal is safe because the path is only ever unlinked by whoever
+    holds the lock on the file it names (here, or `sweep_locks`): a process that opened the
+    file before it was removed gets the lock on a file no longer at `path`, sees that, and
+    starts over on the new one."""
+    deadline = time.monotonic() + timeout
+    fd = _acquire(path, deadline, busy)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise busy from None
-                time.sleep(0.05)
         yield
     finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # before unlocking: whoever gets this file next sees it is gone
         os.close(fd)  # releases the lock
+
+
+def _acquire(path: Path, deadline: float, busy: Exception) -> int:
+    """A descriptor holding the `flock` on the file `path` names when it returns."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise busy from None
+                    time.sleep(0.05)
+            if _still_at(path, fd):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # its holder removed it while we waited: start over on the new file
+
+
+def _still_at(path: Path, fd: int) -> bool:
+    """Whether `path` still names the file open as `fd`."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
+def sweep_locks(folder: Path) -> int:
+    """Remove the lock files in `folder` that nobody holds: those of runs killed while holding
+    them (a SIGKILL skips the removal) and those earlier versions kept. Safe beside running
+    writers: a file is removed only while holding its lock, and only if the path still names it."""
+    removed = 0
+    for path in sorted(folder.glob("*.lock")) if folder.is_dir() else []:
+        try:
+            fd = os.open(path, os.O_RDWR)  # never O_CREAT: a holder may have just removed it
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _still_at(path, fd):
+                path.unlink()
+                removed += 1
+        except BlockingIOError:
+            pass  # held: in use
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _pid_alive(pid: int) -> bool:

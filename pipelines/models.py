@@ -30,7 +30,7 @@ _INCREMENTAL = re.compile(r"^--\s*incremental:\s*([a-z_][a-z0-9_]*)\b", re.MULTI
 _COLUMNS = re.compile(r"^columns:(?:\s*those of ([a-z_][a-z0-9_]*) \((.*)\), and:)?\s*$")
 _COLUMN = re.compile(r"^ {2,3}([a-z_][a-z0-9_]*): (.+)$")
 #: a header line that starts a key (`grain:`, `depends on:` …) ends the model's summary
-_KEY_LINE = re.compile(r"^[a-z][a-z ]*:")
+_KEY_LINE = re.compile(r"^(?:grain|depends on|parameters|incremental|columns):")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""When things run: a snapshot every partition window."""
+"""When things run: a snapshot every partition window, a build after each, a daily compaction."""
 
 from typing import Any
 
@@ -68,7 +68,13 @@ def build_sensors(build_job: Any) -> list[dg.SensorDefinition]:
         name="build_after_snapshot",
         asset_key=dg.AssetKey("volume_snapshots"),
         job=build_job,
-        default_status=dg.DefaultSensorStatus.RUNNING,
+        # Like the schedules, on by default only where an API is configured: `make dev` after
+        # the demo would otherwise launch a build at start-up, for the demo's last snapshot.
+        default_status=(
+            dg.DefaultSensorStatus.RUNNING
+            if schedules_on_by_default()
+            else dg.DefaultSensorStatus.STOPPED
+        ),
         minimum_interval_seconds=60,
     )
     def build_after_snapshot(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NoReturn
 
-from simulator.clock import iso, parse_instant
+from simulator.clock import parse_instant
 from simulator.render import LAYOUT_STYLES
 from simulator.server import DEFAULT_START, DEFAULT_TOKEN, serve
 
@@ -34,14 +34,16 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser(prog: str = "volcap simulate") -> argparse.ArgumentParser:
-    parser = OneLineParser(prog=prog, description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
+    parser = OneLineParser(
+        prog=prog, description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     parser.add_argument("--volumes", type=int, default=2_000, help="volumes existing at --start")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the fleet is deterministic from it")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="the accepted bearer token")
     parser.add_argument("--start", type=_start, default=DEFAULT_START,
-                        help=f"simulated start instant, or `now` (default {iso(DEFAULT_START)})")  # fmt: skip
+                        help="simulated start instant (ISO 8601), or `now`")  # fmt: skip
     parser.add_argument(
         "--speed",
         type=float,

@@ -168,3 +168,63 @@ def test_help_lists_every_command():
     assert result.returncode == 0
     for command in ("ingest", "build", "demo", "simulate", "report"):
         assert command in result.stdout
+
+
+def test_make_help_fits_79_columns():
+    result = subprocess.run(
+        ["make", "--no-print-directory", "help"],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any("make dev" in line for line in lines)
+    assert max(len(line) for line in lines) <= 79, result.stdout
+
+
+def test_compact_rewrites_closed_days_in_one_line_and_a_rerun_has_nothing_to_do(tmp_path):
+    from tests.lakegen import Volume, snapshots, write_lake
+
+    data_dir = tmp_path / "data"
+    write_lake(data_dir, snapshots([Volume("a"), Volume("b")], hours=48))  # days closed by now
+    env = {"VOLCAP_DATA_DIR": str(data_dir)}
+    before = sorted(lake_tree(data_dir))
+    first = volcap("compact", env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr == "" and first.stdout.count("\n") == 1
+    assert first.stdout.startswith("compacted 3 day(s)"), first.stdout
+    after = sorted(lake_tree(data_dir))
+    assert len(before) == 48 and [Path(p).name for p in after] == [
+        "day-2026-02-28.parquet",
+        "day-2026-03-01.parquet",
+        "day-2026-03-02.parquet",
+    ]
+    second = volcap("compact", env=env)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.startswith("nothing to compact")
+    assert sorted(lake_tree(data_dir)) == after
+
+
+def test_compact_checks_the_configuration_first():
+    result = volcap("compact", env={"VOLCAP_CADENCE_MINUTES": "hourly"}, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "VOLCAP_CADENCE_MINUTES='hourly'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "defaults"),
+    [
+        (["demo", "--help"], ["(default: 30)", "(default: 2000)", "(default: 7)"]),
+        (["simulate", "--help"], ["(default: 8080)", "(default: 2000)", "(default: 0)"]),
+    ],
+    ids=["demo", "simulate"],
+)
+def test_help_shows_the_defaults(command, defaults):
+    result = volcap(*command, env={}, timeout=30)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for default in defaults:
+        assert default in text

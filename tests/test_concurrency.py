@@ -123,7 +123,7 @@ def test_a_reader_holding_the_warehouse_sees_no_errors_across_20_builds(tmp_path
     assert seen["rounds"] > 20
 
 
-EXAMPLE_INSTANCE = Path(__file__).resolve().parents[1] / "dagster.yaml"
+EXAMPLE_INSTANCE = Path(__file__).resolve().parents[1] / "deploy" / "dagster.local.yaml"
 
 
 def test_the_example_instance_limits_runs_to_one_per_partition():
@@ -142,7 +142,7 @@ def test_the_example_instance_loads_with_those_limits(tmp_path):
 
     import dagster as dg
 
-    shutil.copy(EXAMPLE_INSTANCE, tmp_path)
+    shutil.copy(EXAMPLE_INSTANCE, tmp_path / "dagster.yaml")
     instance = dg.DagsterInstance.from_config(str(tmp_path))
     try:
         queue = instance.get_concurrency_config().run_queue_config

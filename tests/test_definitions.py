@@ -103,3 +103,17 @@ def test_schedules_run_by_default_only_where_an_api_is_configured(monkeypatch):
     off = build_definitions().resolve_schedule_def("snapshot_schedule")
     assert on.default_status == dg.DefaultScheduleStatus.RUNNING
     assert off.default_status == dg.DefaultScheduleStatus.STOPPED
+
+
+def test_make_dev_after_the_demo_starts_no_build(monkeypatch):
+    """The build sensor would fire at once on the demo's last snapshot: it is on by default only
+    where an API is configured, like the schedules."""
+    from pipelines.definitions import build_definitions
+
+    monkeypatch.delenv("VOLCAP_API_URL", raising=False)
+    monkeypatch.delenv("VOLCAP_SOURCES", raising=False)
+    off = build_definitions().resolve_sensor_def("build_after_snapshot")
+    monkeypatch.setenv("VOLCAP_API_URL", "https://api.example.com")
+    on = build_definitions().resolve_sensor_def("build_after_snapshot")
+    assert off.default_status == dg.DefaultSensorStatus.STOPPED
+    assert on.default_status == dg.DefaultSensorStatus.RUNNING
