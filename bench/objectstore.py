@@ -19,12 +19,12 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from fakes.s3server import ACCESS_KEY, REGION, SECRET_KEY, MotoS3
 from pipelines.client import VolumeApi
 from pipelines.ingest import Window, land_raw, publish_lake
 from pipelines.lake import DataDir
 from pipelines.objectstore import Remote
 from simulator import DEFAULT_START, SimulatorServer
-from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, MotoS3
 
 TOKEN = "bench-token-0000"
 

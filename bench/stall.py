@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.faultserver import FaultServer, Reply
-from tests.payloads import body, volume
+from fakes.faultserver import FaultServer, Reply
+from fakes.payloads import body, volume
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"

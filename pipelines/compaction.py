@@ -2,7 +2,7 @@
 
 Hourly (or 15-minute) partitions leave 24-96 small files a day; one file per day sorted by
 `volume_id, snapshot_at` is ~4× smaller (dictionary-encoded ids) and models read it ~3× faster
-(PERF_NOTES). The compacted file is written to staging, renamed into the day's folder as
+(bench/compaction.py measures both). The compacted file is written to staging, renamed into the day's folder as
 `day-YYYY-MM-DD.parquet`, and only then are the files it replaces removed. Each source (fleet)
 is compacted on its own, into `day-YYYY-MM-DD.S.parquet` for a source S other than the default,
 so a compacted file holds one source and its min/max statistics let readers skip it.
@@ -20,12 +20,14 @@ the old files before the swap.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
+from pipelines.config import SUPPORTED_CADENCES
 from pipelines.lake import DEFAULT_SOURCE, SOURCE_NAME, DataDir, fsync_dir
 
 COMPACTED_PREFIX = "day-"
@@ -92,19 +94,21 @@ def compact_day(
     *,
     memory_limit: str = "2GB",
     threads: int | None = None,
+    lock_timeout: float = 600.0,
 ) -> Compacted | None:
     """Rewrite one day's files of `data.source` as its compacted file (idempotent; None if
     nothing to do). Other sources' files in the folder are left alone."""
     folder = day_folder(data, day)
     final = folder / compacted_name(day, data.source)
     with contextlib.ExitStack() as locks:
-        # every hourly writer of this day waits (ingest takes the same per-partition locks)
-        for hour in range(24):
-            locks.enter_context(
-                data.partition_lock(
-                    datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(hours=hour)
-                )
-            )
+        # every writer of this day waits (ingest takes the same per-partition locks): every
+        # partition start at the finest supported cadence, so a 15-minute deployment's
+        # :15/:30/:45 partitions are held too, not only the HH:00 ones
+        step = math.gcd(*SUPPORTED_CADENCES)
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        for minute in range(0, 24 * 60, step):
+            instant = midnight + timedelta(minutes=minute)
+            locks.enter_context(data.partition_lock(instant, timeout=lock_timeout))
         if data.remote is not None:  # compact exactly what the bucket holds for the day
             data.remote.pull(folder)
         inputs = _source_files(folder, data.source)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import polars as pl
 
 #: Every field the provider documents, in the order the contract lists them.
@@ -47,9 +49,9 @@ INT64_MAX = 2**63 - 1
 
 UTC_US = pl.Datetime("us", "UTC")
 
-#: The fleet a row came from (`default` without a sources file): volume ids are unique only
-#: within a fleet, so every key starts with it. Constant per lake file.
-SOURCE_COLUMN = "source"
+#: The contract's `date-time` (RFC 3339): a date, 'T', a time, an optional fraction and a
+#: mandatory offset. Both validation paths check timestamps with it (DuckDB regexp syntax).
+RFC3339_PATTERN = r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
 #: Columns the pipeline adds to the API's fields (not read from the body).
 ADDED_COLUMNS: tuple[str, ...] = ("source", "snapshot_at", "observed_at")
 
@@ -91,3 +93,17 @@ LAKE_DUCKDB_TYPES: dict[str, str] = {
     "snapshot_at": "TIMESTAMPTZ",
     "observed_at": "TIMESTAMPTZ",
 }
+
+
+def to_lake(
+    frame: pl.DataFrame, *, source: str, snapshot_at: datetime, observed_at: datetime
+) -> pl.DataFrame:
+    """Validated API rows (the contract's field names) as lake rows: `id` becomes
+    `volume_id`, the pipeline's columns are added, every column cast to the lake's type."""
+    return frame.select(
+        pl.lit(source).alias("source"),
+        pl.col("id").alias("volume_id"),
+        *[pl.col(c) for c in LAKE_SCHEMA if c not in ("volume_id", *ADDED_COLUMNS)],
+        pl.lit(snapshot_at).alias("snapshot_at"),
+        pl.lit(observed_at).alias("observed_at"),
+    ).cast(LAKE_SCHEMA)  # type: ignore[arg-type]

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from fakes.faultserver import FaultServer, Reply
+from fakes.payloads import body, volume
 from simulator import DEFAULT_START
-from tests.faultserver import FaultServer, Reply
-from tests.payloads import body, volume
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "canary-errors-4f2a9c"

@@ -7,9 +7,9 @@ from email.utils import formatdate
 
 import pytest
 
+from fakes.faultserver import FaultServer, Reply
+from fakes.payloads import body, volume
 from pipelines.client import ApiError, ContractError, VolumeApi
-from tests.faultserver import FaultServer, Reply
-from tests.payloads import body, volume
 
 TOKEN = "canary-token-4f1d9c"
 GOOD = Reply(body=body([volume(1), volume(2)]))

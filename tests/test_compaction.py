@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import polars as pl
+import pytest
 
 from pipelines.compaction import closed_days, compact_day, compact_lake, compacted_name, day_folder
 from pipelines.lake import DataDir
@@ -78,3 +79,17 @@ def test_rows_stored_twice_keep_the_last_observation_during_and_after_compaction
     assert len(list(day_folder(data, day).glob("*.parquet"))) == 1
     build_warehouse(tmp_path, export_parquet=False)
     assert published_snapshots(tmp_path).equals(rows)
+
+
+@pytest.mark.parametrize("minute", [15, 20, 45])
+def test_compaction_waits_for_a_writer_of_any_cadence(tmp_path, minute):
+    """A 15- or 20-minute deployment writes :15, :20, :45 partitions: compaction must wait for
+    those writers too, not only for the HH:00 ones."""
+    data, frame = lake(tmp_path)
+    day = min(t.date() for t in frame["snapshot_at"])
+    files = sorted(day_folder(data, day).glob("*.parquet"))
+    writing = datetime(day.year, day.month, day.day, 7, minute, tzinfo=UTC)
+    with data.partition_lock(writing), pytest.raises(TimeoutError, match="another run holds"):
+        compact_day(data, day, lock_timeout=0.2)
+    assert sorted(day_folder(data, day).glob("*.parquet")) == files  # nothing touched
+    assert compact_day(data, day) is not None  # once the writer is done

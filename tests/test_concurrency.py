@@ -11,12 +11,12 @@ import polars as pl
 import pytest
 import yaml
 
+from fakes.faultserver import FaultServer, Reply
+from fakes.payloads import body, volume
 from pipelines import lake
 from pipelines.lake import DataDir
 from pipelines.warehouse import build_warehouse
 from simulator import DEFAULT_START
-from tests.faultserver import FaultServer, Reply
-from tests.payloads import body, volume
 from tests.reliability import harness as h
 from tests.reliability.score import record
 

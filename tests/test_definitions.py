@@ -117,3 +117,17 @@ def test_make_dev_after_the_demo_starts_no_build(monkeypatch):
     on = build_definitions().resolve_sensor_def("build_after_snapshot")
     assert off.default_status == dg.DefaultSensorStatus.STOPPED
     assert on.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_the_whole_graph_is_pinned(monkeypatch):
+    """Every asset (group, deps, partitioning, checks), job, schedule and sensor, as
+    tests/graph.json pins it: a change to the graph shows in review as a diff of that file
+    (regenerate it with `uv run python -m tests.graph`)."""
+    from pipelines.definitions import build_definitions
+    from tests import graph
+
+    for name in ("VOLCAP_API_URL", "VOLCAP_SOURCES", "VOLCAP_CADENCE_MINUTES"):
+        monkeypatch.delenv(name, raising=False)
+    assert graph.render(build_definitions()) == graph.PINNED.read_text(), (
+        "the Dagster graph changed: review, then run `uv run python -m tests.graph`"
+    )

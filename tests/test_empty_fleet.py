@@ -9,14 +9,14 @@ from email.utils import format_datetime
 import duckdb
 import pytest
 
+from fakes.faultserver import FaultServer, Reply
+from fakes.payloads import body, volume
 from pipelines import cli, report
 from pipelines.client import VolumeApi
 from pipelines.ingest import Window, land_raw
 from pipelines.lake import DataDir
 from pipelines.normalize import SnapshotRejected
 from pipelines.warehouse import PUBLIC_TABLES, warehouse_path
-from tests.faultserver import FaultServer, Reply
-from tests.payloads import body, volume
 
 TOKEN = "canary-empty-5b1e"
 

@@ -20,6 +20,7 @@ import msgspec
 import polars as pl
 import pytest
 
+from fakes.payloads import volume, write_body
 from pipelines import lake, strict
 from pipelines.assets.ingestion import build_ingestion_assets
 from pipelines.client import VolumeApi
@@ -30,7 +31,6 @@ from pipelines.partitions import key_for_instant, snapshot_partitions
 from pipelines.resources import LakeStore
 from simulator import DEFAULT_START, SimulatorServer
 from simulator.render import Layout
-from tests.payloads import volume, write_body
 
 TOKEN = "layouts-token"
 PARTITIONS = snapshot_partitions(60)

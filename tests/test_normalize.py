@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
+from fakes.payloads import volume, write_body
 from pipelines.contract import LAKE_SCHEMA
 from pipelines.normalize import SnapshotRejected, normalize
-from tests.payloads import volume, write_body
 
 SNAP = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
 OBSERVED = datetime(2026, 11, 27, 1, 5, 3, tzinfo=UTC)

@@ -16,13 +16,13 @@ import duckdb
 import polars as pl
 import pytest
 
+from fakes.s3server import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, RefusingProxy
 from pipelines.compaction import compact_lake
 from pipelines.ingest import publish_lake
 from pipelines.resources import resolve_layout
 from simulator import DEFAULT_START
 from tests.reliability import harness as h
 from tests.reliability.score import record
-from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, RefusingProxy
 from tests.test_cli import volcap
 
 BUCKET = "volcap-lake"

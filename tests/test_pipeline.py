@@ -9,6 +9,8 @@ import duckdb
 import polars as pl
 import pytest
 
+from fakes.faultserver import FaultServer, Reply
+from fakes.payloads import body, volume
 from pipelines.assets.ingestion import build_ingestion_assets
 from pipelines.client import VolumeApi
 from pipelines.contract import LAKE_SCHEMA
@@ -16,8 +18,6 @@ from pipelines.lake import DataDir
 from pipelines.partitions import key_for_instant, snapshot_partitions
 from pipelines.resources import LakeStore
 from simulator import DEFAULT_START
-from tests.faultserver import FaultServer, Reply
-from tests.payloads import body, volume
 
 TOKEN = "canary-pipeline-7c2e"
 PARTITIONS = snapshot_partitions(60)
@@ -160,3 +160,20 @@ def test_a_rejected_snapshot_leaves_lake_and_raw_exactly_as_they_were(sim, tmp_p
     assert not result.success and not result_same.success
     assert tree(tmp_path) == before
     assert not any((tmp_path / ".staging").iterdir())
+
+
+@pytest.mark.parametrize("bad_rows", [0, 1])
+def test_the_lake_warns_when_rows_were_quarantined_within_the_limit(tmp_path, bad_rows):
+    from datetime import UTC, datetime
+
+    volumes = [volume(n) for n in range(1, 201)]
+    for n in range(bad_rows):
+        volumes[n] = volume(n + 1, used_bytes=-5)
+    with FaultServer(lambda _: Reply(body=body(volumes))) as peer:
+        result = materialize(peer.url, tmp_path, datetime.now(UTC))
+    assert result.success  # 1 of 200 is within the 1% limit: the snapshot is published
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == "no_rows_quarantined"
+    assert check.passed == (bad_rows == 0)
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["rows_quarantined"].value == bad_rows

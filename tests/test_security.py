@@ -13,6 +13,8 @@ from email.utils import format_datetime
 import dagster as dg
 import pytest
 
+from fakes.faultserver import FaultServer, Reply
+from fakes.payloads import body, volume
 from pipelines import redaction
 from pipelines.assets.ingestion import build_ingestion_assets
 from pipelines.client import VolumeApi
@@ -21,8 +23,6 @@ from pipelines.partitions import key_for_instant, snapshot_partitions, window_fo
 from pipelines.resources import LakeStore
 from pipelines.warehouse import build_warehouse
 from simulator import DEFAULT_START
-from tests.faultserver import FaultServer, Reply
-from tests.payloads import body, volume
 from tests.reliability import harness as h
 from tests.reliability.score import record
 

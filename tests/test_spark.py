@@ -3,7 +3,7 @@
 Two simulated days of snapshots (including 23:00, the last hour of each UTC day) are fetched
 over HTTP and published by the real ingestion code, the warehouse is built, and Spark reads
 `lake/volume_snapshots` with Hive partition discovery. FLEET_DAILY_SPARK_SQL and
-`fleet_daily_polars` are the queries docs/deploying.md shows; each must equal the warehouse's
+`fleet_daily_polars` are the queries the README shows ("Reading the lake from other engines"); each must equal the warehouse's
 model row for row, to the byte.
 """
 
@@ -99,7 +99,7 @@ order by source, day
 
 
 def fleet_daily_polars(lake_root: str | Path) -> pl.DataFrame:
-    """fleet_daily over the lake in polars (the snippet in docs/deploying.md)."""
+    """fleet_daily over the lake in polars (the README's snippet)."""
     snapshots = (
         pl.scan_parquet(f"{lake_root}/**/*.parquet", hive_partitioning=True)
         .sort("observed_at")
@@ -263,7 +263,7 @@ def test_spark_fleet_daily_equals_duckdb_to_the_byte(lake, spark, spark_lake):
             "day",
             "snapshot_at",
             *COLUMNS[2:],
-        ], "fleet_daily changed: update FLEET_DAILY_SPARK_SQL (and docs/deploying.md)"
+        ], "fleet_daily changed: update FLEET_DAILY_SPARK_SQL (and the README)"
         expected = con.sql(
             f"select day, epoch_us(snapshot_at) as snapshot_us, {measures}"
             " from fleet_daily order by day"

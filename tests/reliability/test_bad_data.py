@@ -9,6 +9,8 @@ from email.utils import format_datetime
 import dagster as dg
 import pytest
 
+from fakes.faultserver import FaultServer, Reply
+from fakes.payloads import body, volume
 from pipelines.assets.ingestion import build_ingestion_assets
 from pipelines.client import VolumeApi
 from pipelines.ingest import check_volume_count, land_raw, recent_volume_counts
@@ -17,8 +19,6 @@ from pipelines.normalize import SnapshotRejected
 from pipelines.partitions import key_for_instant, snapshot_partitions
 from pipelines.resources import LakeStore
 from simulator import DEFAULT_START
-from tests.faultserver import FaultServer, Reply
-from tests.payloads import body, volume
 from tests.reliability import harness as h
 from tests.reliability.score import record
 
