@@ -38,9 +38,9 @@ def _worker_volcap(url: str, data_dir: Path, at: str) -> dict[str, float]:
     started = time.perf_counter()
     from datetime import datetime, timedelta
 
-    from pipelines.client import VolumeApi
     from pipelines.ingest import Window, land_raw, publish_lake
     from pipelines.lake import DataDir
+    from pipelines.resources import VolumeApi
 
     imported = time.perf_counter()
     instant = datetime.fromisoformat(at)
@@ -69,8 +69,8 @@ def _worker_phases(url: str, data_dir: Path, at: str) -> dict[str, float]:
     from datetime import datetime
 
     from pipelines import lake
-    from pipelines.client import VolumeApi
     from pipelines.normalize import normalize
+    from pipelines.resources import VolumeApi
 
     data_dir.mkdir(parents=True, exist_ok=True)
     api = VolumeApi(base_url=url, token=TOKEN)

@@ -20,10 +20,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from fakes.s3server import ACCESS_KEY, REGION, SECRET_KEY, MotoS3
-from pipelines.client import VolumeApi
 from pipelines.ingest import Window, land_raw, publish_lake
 from pipelines.lake import DataDir
 from pipelines.objectstore import Remote
+from pipelines.resources import VolumeApi
 from simulator import DEFAULT_START, SimulatorServer
 
 TOKEN = "bench-token-0000"

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from pipelines import settings
+from pipelines import redaction, settings
 from pipelines.sources import DEFAULT, Source, SourcesError, load_sources
 
 DEFAULT_DATA_DIR = "./data"
@@ -88,6 +88,39 @@ def data_dir(environ: Mapping[str, str] | None = None) -> str:
     return _env(environ).get("VOLCAP_DATA_DIR") or DEFAULT_DATA_DIR
 
 
+def cache_dir(environ: Mapping[str, str] | None = None) -> str | None:
+    """`VOLCAP_CACHE_DIR`: where an object-store data dir keeps its local copy (None: the
+    default under `cache_home()`)."""
+    return _env(environ).get("VOLCAP_CACHE_DIR") or None
+
+
+def cache_home(environ: Mapping[str, str] | None = None) -> str | None:
+    """`XDG_CACHE_HOME`, the user's cache root (None: ~/.cache)."""
+    return _env(environ).get("XDG_CACHE_HOME") or None
+
+
+def object_store_allows_http(environ: Mapping[str, str] | None = None) -> bool:
+    """`AWS_ALLOW_HTTP=1|true`: an S3-compatible endpoint over plain http (local stores)."""
+    return _env(environ).get("AWS_ALLOW_HTTP", "").lower() in ("1", "true")
+
+
+def dagster_home(environ: Mapping[str, str] | None = None) -> str | None:
+    """`DAGSTER_HOME`, where runs are recorded (None: an ephemeral instance)."""
+    return _env(environ).get("DAGSTER_HOME") or None
+
+
+def secret(variable: str, environ: Mapping[str, str] | None = None) -> str:
+    """The value of the variable a key is read from ('' when unset), read when it is used."""
+    return _env(environ).get(variable, "")
+
+
+def api_configured(environ: Mapping[str, str] | None = None) -> bool:
+    """An API to snapshot is configured (`VOLCAP_API_URL` or a sources file): schedules and
+    the build sensor run by default only then."""
+    env = _env(environ)
+    return bool(env.get("VOLCAP_API_URL") or env.get("VOLCAP_SOURCES"))
+
+
 def api_url(value: str, variable: str = "VOLCAP_API_URL") -> str:
     """A base URL the client can append `/v1/volumes` to, or ConfigError naming `variable`."""
     url = value.strip()
@@ -126,9 +159,12 @@ def sources(environ: Mapping[str, str] | None = None) -> tuple[Source, ...]:
     if not path:
         return (DEFAULT,)
     try:
-        return load_sources(path)
+        loaded = load_sources(path)
     except SourcesError as exc:
         raise ConfigError(str(exc)) from None
+    for source in loaded:
+        redaction.register_secret_env(source.token_env)
+    return loaded
 
 
 def check_ingest(environ: Mapping[str, str] | None = None) -> tuple[Source, ...]:

@@ -16,13 +16,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import polars as pl
 
 from pipelines import lake
-from pipelines.client import FetchResult, VolumeApi
+from pipelines.api import FetchResult
 from pipelines.lake import DataDir, UnsafePath, partition_slug
 from pipelines.normalize import Normalized, SnapshotRejected, normalize
+
+
+class Fetcher(Protocol):
+    """What landing needs of the API: `pipelines.api.VolumesClient`, or the Dagster resource
+    `pipelines.resources.VolumeApi` that builds one."""
+
+    def fetch_to(self, dest: Path, fields: tuple[str, ...] = ...) -> FetchResult: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +155,7 @@ def check_volume_count(
 
 
 def land_raw(
-    api: VolumeApi,
+    api: Fetcher,
     data: DataDir,
     window: Window,
     *,
@@ -167,7 +176,7 @@ def land_raw(
 
 
 def _land_raw(
-    api: VolumeApi,
+    api: Fetcher,
     data: DataDir,
     window: Window,
     *,

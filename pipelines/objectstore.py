@@ -37,6 +37,8 @@ from urllib.parse import urlsplit
 import obstore
 from obstore.store import S3Store
 
+from pipelines import config
+
 #: Schemes `VOLCAP_DATA_DIR` may name instead of a local path.
 SCHEMES = ("s3",)
 INDEX_FILE = ".remote-index.json"
@@ -53,10 +55,10 @@ def is_remote(value: str | os.PathLike[str]) -> bool:
 def cache_dir(url: str) -> Path:
     """The local working copy of a remote data dir: `$VOLCAP_CACHE_DIR`, else
     `$XDG_CACHE_HOME/volcap/<bucket>/<prefix>` (default `~/.cache/volcap/...`)."""
-    configured = os.environ.get("VOLCAP_CACHE_DIR")
+    configured = config.cache_dir()
     if configured:
         return Path(configured).expanduser().resolve()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    base = Path(config.cache_home() or Path.home() / ".cache")
     parts = urlsplit(url)
     return (base / "volcap" / parts.netloc / parts.path.strip("/")).expanduser().resolve()
 
@@ -97,7 +99,7 @@ class Remote:
             client_options={
                 "connect_timeout": "10s",
                 "timeout": "300s",
-                "allow_http": os.environ.get("AWS_ALLOW_HTTP", "").lower() in ("1", "true"),
+                "allow_http": config.object_store_allows_http(),
             },
             retry_config={
                 "max_retries": 4,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import re
@@ -24,41 +23,29 @@ def register_secret(secret: str) -> None:
             _registered.add(secret)
 
 
-#: Environment variables whose values are secrets wherever they appear.
+#: Environment variables whose values are secrets wherever they appear; a sources file adds
+#: each source's `token_env` (`register_secret_env`, called when the file is loaded).
 SECRET_ENV = ("VOLCAP_API_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+_secret_envs: set[str] = set(SECRET_ENV)
+
+
+def register_secret_env(name: str) -> None:
+    """Redact the value of this variable too, read when text is redacted (so a key set after
+    start-up is redacted as well)."""
+    with _lock:
+        _secret_envs.add(name)
 
 
 def _secrets() -> list[str]:
-    found = set(_registered)
-    for name in SECRET_ENV:
+    with _lock:
+        found = set(_registered)
+        names = sorted(_secret_envs)
+    for name in names:
+        # the value now, not at registration: keys may be rotated while a process runs
         value = os.environ.get(name, "")
         if len(value) >= 4:
             found.add(value)
-    for token in _source_tokens():
-        if len(token) >= 4:
-            found.add(token)
     return sorted(found, key=len, reverse=True)
-
-
-def _source_tokens() -> list[str]:
-    """The keys of the sources file's sources, from the variables it names (read now, so a
-    key set after start-up is redacted too)."""
-    path = os.environ.get("VOLCAP_SOURCES")
-    if not path:
-        return []
-    try:
-        stat = os.stat(path)
-        names = _token_envs(path, stat.st_mtime_ns, stat.st_size)
-    except Exception:  # an unreadable file fails elsewhere, with its reason
-        return []
-    return [os.environ.get(name, "") for name in names]
-
-
-@functools.lru_cache(maxsize=4)
-def _token_envs(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:
-    from pipelines.sources import load_sources
-
-    return tuple(source.token_env for source in load_sources(path))
 
 
 def redact(text: str) -> str:

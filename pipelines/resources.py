@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dagster as dg
 
 from pipelines import config, objectstore, redaction, settings
-from pipelines.client import ApiError, VolumeApi
+from pipelines.api import ApiError, FetchResult, VolumesClient
+from pipelines.contract import API_FIELDS
 from pipelines.lake import DataDir
-from pipelines.sources import DEFAULT, Source, load_sources, only_default
+from pipelines.sources import DEFAULT, Source, only_default
 
 DEFAULT_DATA_DIR = "./data"
 
 
 def _configured(configured: str = "") -> str:
-    return configured or os.environ.get("VOLCAP_DATA_DIR") or DEFAULT_DATA_DIR
+    return configured or config.data_dir()
 
 
 def resolve_data_dir(configured: str = "") -> Path:
@@ -38,6 +38,37 @@ def resolve_layout(configured: str = "") -> DataDir:
         objectstore.Remote.open(value, root.resolve()) if objectstore.is_remote(value) else None
     )
     return DataDir.at(root, remote=remote)
+
+
+class VolumeApi(dg.ConfigurableResource):
+    """The volumes API as Dagster configures it: `client()` builds the plain
+    `pipelines.api.VolumesClient` from these values (defaults and meanings are the client's),
+    and the key is registered for redaction before a run uses it."""
+
+    base_url: str
+    token: str
+    token_env: str = VolumesClient.token_env
+    connect_timeout: float = VolumesClient.connect_timeout
+    stall_timeout: float = VolumesClient.stall_timeout
+    write_timeout: float = VolumesClient.write_timeout
+    pool_timeout: float = VolumesClient.pool_timeout
+    fetch_deadline: float = VolumesClient.fetch_deadline
+    max_attempts: int = VolumesClient.max_attempts
+    backoff_base: float = VolumesClient.backoff_base
+    backoff_max: float = VolumesClient.backoff_max
+    retry_after_cap: float = VolumesClient.retry_after_cap
+    max_body_bytes: int = VolumesClient.max_body_bytes
+    verify_tls: bool = VolumesClient.verify_tls
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        redaction.register_secret(self.token)
+        redaction.install()
+
+    def client(self) -> VolumesClient:
+        return VolumesClient(**{name: getattr(self, name) for name in type(self).model_fields})
+
+    def fetch_to(self, dest: Path, fields: tuple[str, ...] = API_FIELDS) -> FetchResult:
+        return self.client().fetch_to(dest, fields)
 
 
 class LakeStore(dg.ConfigurableResource):
@@ -78,8 +109,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
 def configured_sources() -> tuple[Source, ...]:
     """The sources file named by `VOLCAP_SOURCES`, else the default source alone."""
-    path = os.environ.get("VOLCAP_SOURCES")
-    return load_sources(path) if path else (DEFAULT,)
+    return config.sources()
 
 
 def source_api(template: VolumeApi, source: Source) -> VolumeApi:
@@ -88,7 +118,7 @@ def source_api(template: VolumeApi, source: Source) -> VolumeApi:
     for redaction; the default source without a sources file is the template itself."""
     if source == DEFAULT:
         return template
-    token = os.environ.get(source.token_env, "")
+    token = config.secret(source.token_env)
     if not token:
         raise ApiError(f"source {source.name}: environment variable {source.token_env} is empty")
     redaction.register_secret(token)
@@ -132,4 +162,4 @@ def cadence_minutes() -> int:
 def schedules_on_by_default() -> bool:
     """Schedules start RUNNING only where an API is configured: after `make demo` the simulator
     is gone, and `make dev` should not try to snapshot it every hour."""
-    return bool(os.environ.get("VOLCAP_API_URL") or os.environ.get("VOLCAP_SOURCES"))
+    return config.api_configured()

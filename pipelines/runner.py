@@ -10,6 +10,8 @@ from typing import Any
 
 import dagster as dg
 
+from pipelines import config
+
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
@@ -45,7 +47,7 @@ def ensure_instance_home(home: str | os.PathLike[str]) -> None:
 
 def instance() -> dg.DagsterInstance:
     """The instance at $DAGSTER_HOME (runs recorded there), else an ephemeral one."""
-    home = os.environ.get("DAGSTER_HOME")
+    home = config.dagster_home()
     if home:
         ensure_instance_home(home)
         return dg.DagsterInstance.get()

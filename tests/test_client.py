@@ -9,19 +9,20 @@ import pytest
 
 from fakes.faultserver import FaultServer, Reply
 from fakes.payloads import body, volume
-from pipelines.client import ApiError, ContractError, VolumeApi
+from pipelines.api import ApiError, ContractError, VolumesClient
 
 TOKEN = "canary-token-4f1d9c"
 GOOD = Reply(body=body([volume(1), volume(2)]))
 
 
-def api(url: str, **kw) -> VolumeApi:
-    client = VolumeApi(base_url=url, token=TOKEN, backoff_base=0.01, **kw)
-    client._sleep = lambda s: None  # waits are asserted through what the server saw
-    return client
+def api(url: str, **kw) -> VolumesClient:
+    # waits are asserted through what the server saw, or recorded by a test's own `sleep`
+    return VolumesClient(
+        **{"base_url": url, "token": TOKEN, "backoff_base": 0.01, "sleep": lambda s: None, **kw}
+    )
 
 
-def fetch(client: VolumeApi, tmp_path):
+def fetch(client: VolumesClient, tmp_path):
     return client.fetch_to(tmp_path / "body.json")
 
 
@@ -48,8 +49,7 @@ def test_records_the_response_date_header(tmp_path):
 def test_ingest_retries_after_429_honouring_retry_after(tmp_path):
     waits: list[float] = []
     with FaultServer([Reply(429, b"slow down", {"Retry-After": "7"}), GOOD]) as srv:
-        client = api(srv.url)
-        client._sleep = waits.append
+        client = api(srv.url, sleep=waits.append)
         result = fetch(client, tmp_path)
     assert waits == [7.0]
     assert result.attempts == 2
@@ -59,8 +59,7 @@ def test_retry_after_as_http_date_is_honoured(tmp_path):
     when = formatdate(time.time() + 30, usegmt=True)
     waits: list[float] = []
     with FaultServer([Reply(429, b"", {"Retry-After": when}), GOOD]) as srv:
-        client = api(srv.url)
-        client._sleep = waits.append
+        client = api(srv.url, sleep=waits.append)
         fetch(client, tmp_path)
     assert 25 <= waits[0] <= 31
 
@@ -89,8 +88,7 @@ def test_attempts_are_bounded(tmp_path):
 def test_backoff_grows_exponentially_with_jitter(tmp_path):
     waits: list[float] = []
     with FaultServer([Reply(503, b"")] * 4 + [GOOD]) as srv:
-        client = VolumeApi(base_url=srv.url, token=TOKEN, backoff_base=1.0, backoff_max=100)
-        client._sleep = waits.append
+        client = api(srv.url, backoff_base=1.0, backoff_max=100, sleep=waits.append)
         fetch(client, tmp_path)
     assert len(waits) == 4
     for i, w in enumerate(waits):
@@ -189,8 +187,7 @@ def test_a_stalled_peer_fails_within_the_fetch_deadline(tmp_path):
     """Each attempt stalls for 1 s; the third is cut short by the 3 s deadline, and no fourth
     starts. The deadline is overrun by at most one stall timeout, so 3 + 1 s bounds it."""
     with FaultServer([STALLED]) as srv:
-        client = api(srv.url, fetch_deadline=3, stall_timeout=1)
-        client._sleep = time.sleep
+        client = api(srv.url, fetch_deadline=3, stall_timeout=1, sleep=time.sleep)
         started = time.monotonic()
         with pytest.raises(ApiError) as err:
             fetch(client, tmp_path)
@@ -207,8 +204,7 @@ def test_a_stalled_peer_fails_within_the_fetch_deadline(tmp_path):
 def test_a_retry_that_would_start_past_the_deadline_is_not_waited_for(tmp_path):
     waits: list[float] = []
     with FaultServer([Reply(429, b"", {"Retry-After": "7"}), GOOD]) as srv:
-        client = api(srv.url, fetch_deadline=5)
-        client._sleep = waits.append
+        client = api(srv.url, fetch_deadline=5, sleep=waits.append)
         with pytest.raises(ApiError) as err:
             fetch(client, tmp_path)
     assert waits == []
@@ -248,7 +244,7 @@ def test_plain_http_is_refused_unless_loopback(tmp_path, url):
 
 def test_empty_token_is_refused(tmp_path):
     with pytest.raises(ApiError, match="VOLCAP_API_TOKEN"):
-        VolumeApi(base_url="http://127.0.0.1:1", token="").fetch_to(tmp_path / "b")
+        VolumesClient(base_url="http://127.0.0.1:1", token="").fetch_to(tmp_path / "b")
 
 
 def test_connection_refused_is_retried_then_reported(tmp_path):
@@ -260,3 +256,27 @@ def test_connection_refused_is_retried_then_reported(tmp_path):
     s.close()
     with pytest.raises(ApiError, match="connection error"):
         fetch(api(f"http://127.0.0.1:{port}", max_attempts=2), tmp_path)
+
+
+def test_the_client_is_plain_python_and_its_repr_hides_the_key():
+    """The client imports no Dagster (a script or bench uses it as it is), and its repr, which
+    tracebacks and debuggers print, never shows the key."""
+    import subprocess
+    import sys
+
+    code = "import sys, pipelines.api; sys.exit('dagster' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+    assert TOKEN not in repr(VolumesClient(base_url="http://127.0.0.1:1", token=TOKEN))
+
+
+def test_the_resource_builds_the_client_with_its_configuration():
+    from pipelines.resources import VolumeApi
+
+    resource = VolumeApi(base_url="http://127.0.0.1:1", token=TOKEN, max_attempts=2)
+    client = resource.client()
+    assert (client.base_url, client.token, client.max_attempts) == (
+        "http://127.0.0.1:1",
+        TOKEN,
+        2,
+    )
+    assert client.fetch_deadline == VolumesClient.fetch_deadline

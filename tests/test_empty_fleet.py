@@ -12,10 +12,10 @@ import pytest
 from fakes.faultserver import FaultServer, Reply
 from fakes.payloads import body, volume
 from pipelines import cli, report
-from pipelines.client import VolumeApi
 from pipelines.ingest import Window, land_raw
 from pipelines.lake import DataDir
 from pipelines.normalize import SnapshotRejected
+from pipelines.resources import VolumeApi
 from pipelines.warehouse import PUBLIC_TABLES, warehouse_path
 
 TOKEN = "canary-empty-5b1e"

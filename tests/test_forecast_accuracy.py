@@ -12,9 +12,9 @@ from datetime import timedelta
 import polars as pl
 import pytest
 
-from pipelines.client import VolumeApi
 from pipelines.ingest import Window, land_raw, publish_lake
 from pipelines.lake import DataDir
+from pipelines.resources import VolumeApi
 from pipelines.warehouse import build_warehouse, connect_published
 from simulator import DEFAULT_START, SimulatorServer
 

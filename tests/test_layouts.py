@@ -23,12 +23,11 @@ import pytest
 from fakes.payloads import volume, write_body
 from pipelines import lake, strict
 from pipelines.assets.ingestion import build_ingestion_assets
-from pipelines.client import VolumeApi
 from pipelines.contract import API_FIELDS, LAKE_SCHEMA
 from pipelines.lake import DataDir
 from pipelines.normalize import normalize
 from pipelines.partitions import key_for_instant, snapshot_partitions
-from pipelines.resources import LakeStore
+from pipelines.resources import LakeStore, VolumeApi
 from simulator import DEFAULT_START, SimulatorServer
 from simulator.render import Layout
 

@@ -12,11 +12,10 @@ import pytest
 from fakes.faultserver import FaultServer, Reply
 from fakes.payloads import body, volume
 from pipelines.assets.ingestion import build_ingestion_assets
-from pipelines.client import VolumeApi
 from pipelines.contract import LAKE_SCHEMA
 from pipelines.lake import DataDir
 from pipelines.partitions import key_for_instant, snapshot_partitions
-from pipelines.resources import LakeStore
+from pipelines.resources import LakeStore, VolumeApi
 from simulator import DEFAULT_START
 
 TOKEN = "canary-pipeline-7c2e"

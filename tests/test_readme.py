@@ -49,9 +49,9 @@ import duckdb
 import pytest
 import yaml
 
-from pipelines.client import VolumeApi
 from pipelines.ingest import Window, land_raw, publish_lake
 from pipelines.lake import DataDir
+from pipelines.resources import VolumeApi
 from pipelines.sources import load_sources
 from pipelines.warehouse import build_warehouse
 from simulator import SimulatorServer

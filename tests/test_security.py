@@ -17,10 +17,9 @@ from fakes.faultserver import FaultServer, Reply
 from fakes.payloads import body, volume
 from pipelines import redaction
 from pipelines.assets.ingestion import build_ingestion_assets
-from pipelines.client import VolumeApi
 from pipelines.lake import DataDir
 from pipelines.partitions import key_for_instant, snapshot_partitions, window_for_key
-from pipelines.resources import LakeStore
+from pipelines.resources import LakeStore, VolumeApi
 from pipelines.warehouse import build_warehouse
 from simulator import DEFAULT_START
 from tests.reliability import harness as h

@@ -17,9 +17,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.client import VolumeApi
 from pipelines.ingest import Window, land_raw, publish_lake
 from pipelines.lake import DataDir
+from pipelines.resources import VolumeApi
 from pipelines.warehouse import PUBLIC_TABLES, build_warehouse, connect_published, lake_dir
 from simulator import DEFAULT_START, SimulatorServer
 

@@ -5,13 +5,12 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.client import VolumeApi
 from pipelines.contract import LAKE_SCHEMA
 from pipelines.ingest import land_raw, publish_lake
 from pipelines.lake import DataDir
 from pipelines.partitions import resolve_key
 from pipelines.redaction import scrubbed_errors
-from pipelines.resources import LakeStore, source_api
+from pipelines.resources import LakeStore, VolumeApi, source_api
 from pipelines.sources import DEFAULT, Source
 
 LAKE_COLUMNS = dg.TableSchema(

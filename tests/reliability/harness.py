@@ -25,10 +25,9 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from pipelines import lake
-from pipelines.client import VolumeApi
 from pipelines.ingest import Window, land_raw, publish_lake, replay
 from pipelines.lake import DataDir, partition_slug
-from pipelines.resources import resolve_layout
+from pipelines.resources import VolumeApi, resolve_layout
 from pipelines.warehouse import build_warehouse
 
 #: The key every reliability test uses; it must appear nowhere it could leak to.

@@ -12,12 +12,11 @@ import pytest
 from fakes.faultserver import FaultServer, Reply
 from fakes.payloads import body, volume
 from pipelines.assets.ingestion import build_ingestion_assets
-from pipelines.client import VolumeApi
 from pipelines.ingest import check_volume_count, land_raw, recent_volume_counts
 from pipelines.lake import DataDir
 from pipelines.normalize import SnapshotRejected
 from pipelines.partitions import key_for_instant, snapshot_partitions
-from pipelines.resources import LakeStore
+from pipelines.resources import LakeStore, VolumeApi
 from simulator import DEFAULT_START
 from tests.reliability import harness as h
 from tests.reliability.score import record

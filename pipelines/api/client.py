@@ -1,30 +1,36 @@
-"""The Volumes API client: auth, retries, timeouts and streaming of `GET /v1/volumes` to a file."""
+"""The Volumes API client: auth, retries, timeouts and streaming of `GET /v1/volumes` to a file.
+
+Plain Python: no Dagster here (`pipelines.resources.VolumeApi` configures it for Dagster), so
+the CLI, benches and tests use it as it is.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import os
 import random
 import time
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import dagster as dg
 import httpx
-from pydantic import PrivateAttr
 
 from pipelines import __version__, redaction, settings
+from pipelines.api.auth import OriginBoundBearer, is_loopback, origin, redacted_url
+from pipelines.api.retry import (
+    RETRYABLE_STATUSES,
+    Progress,
+    Retryable,
+    parse_http_date,
+    parse_retry_after,
+)
 from pipelines.contract import API_FIELDS
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_SAME_ORIGIN_REDIRECTS = 3
 #: An attempt failing this close to the deadline leaves no time for another.
 _DEADLINE_SLACK = 0.05
@@ -53,64 +59,8 @@ class FetchResult:
     content_type: str
 
 
-class _OriginBoundBearer(httpx.Auth):
-    """Bearer auth that is only ever attached to the configured origin.
-
-    httpx keeps custom headers across redirects; binding the key to the origin here means
-    no redirect, proxy or misconfiguration can carry it anywhere else.
-    """
-
-    def __init__(self, token: str, origin: tuple[str, str, int | None]) -> None:
-        self._token = token
-        self._origin = origin
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if _origin(request.url) == self._origin:
-            request.headers["Authorization"] = f"Bearer {self._token}"
-        yield request
-
-
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    default = {"http": 80, "https": 443}.get(url.scheme)
-    return (url.scheme, url.host, url.port or default)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
-def parse_http_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-class VolumeApi(dg.ConfigurableResource):
+@dataclass(frozen=True)
+class VolumesClient:
     """Reads `GET {base_url}/v1/volumes` with a field mask, streaming the body to a file.
 
     Retries 429 (honouring `Retry-After`), 5xx, stalls and connection errors with exponential
@@ -119,7 +69,7 @@ class VolumeApi(dg.ConfigurableResource):
     """
 
     base_url: str
-    token: str
+    token: str = field(repr=False)
     #: The environment variable the key came from, named in errors (never the key itself).
     token_env: str = "VOLCAP_API_TOKEN"
     connect_timeout: float = 5.0
@@ -138,12 +88,8 @@ class VolumeApi(dg.ConfigurableResource):
     retry_after_cap: float = 120.0
     max_body_bytes: int = 4 * 1024**3
     verify_tls: bool = True
-
-    _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        redaction.register_secret(self.token)
-        redaction.install()
+    #: how the client waits between attempts (tests pass a recorder)
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
 
     @property
     def volumes_url(self) -> str:
@@ -153,7 +99,7 @@ class VolumeApi(dg.ConfigurableResource):
         url = httpx.URL(self.volumes_url)
         if url.scheme not in ("http", "https") or not url.host:
             raise ApiError(f"the API URL must be http(s), got scheme {url.scheme!r}")
-        if url.scheme == "http" and not _is_loopback(url.host):
+        if url.scheme == "http" and not is_loopback(url.host):
             raise ApiError(f"refusing plain http:// to non-loopback host {url.host}; use https://")
         if not self.token:
             raise ApiError(f"{self.token_env} is empty")
@@ -162,7 +108,7 @@ class VolumeApi(dg.ConfigurableResource):
 
     def _client(self, url: httpx.URL) -> httpx.Client:
         return httpx.Client(
-            auth=_OriginBoundBearer(self.token, _origin(url)),
+            auth=OriginBoundBearer(self.token, origin(url)),
             headers={"User-Agent": f"volcap/{__version__}", "Accept": "application/json"},
             timeout=httpx.Timeout(
                 connect=self.connect_timeout,
@@ -186,7 +132,7 @@ class VolumeApi(dg.ConfigurableResource):
             for attempt in range(1, self.max_attempts + 1):
                 try:
                     return self._attempt(client, url, params, dest, attempt, deadline)
-                except _Retryable as exc:
+                except Retryable as exc:
                     failed = exc
                 reason = failed.reason
                 if failed.at_deadline or time.monotonic() >= deadline - _DEADLINE_SLACK:
@@ -213,7 +159,7 @@ class VolumeApi(dg.ConfigurableResource):
                 log.warning(
                     "attempt %d failed (%s); retrying in %.2fs", attempt, failed.reason, delay
                 )
-                self._sleep(delay)
+                self.sleep(delay)
         raise self._gave_up(url, self.max_attempts, started, reason)
 
     def _gave_up(
@@ -229,7 +175,7 @@ class VolumeApi(dg.ConfigurableResource):
         limit = f" at the {self.fetch_deadline:g}s fetch deadline" if at_deadline else ""
         plural = "s" if attempts != 1 else ""
         return ApiError(
-            f"gave up on {_redacted_url(url)}{limit} after {attempts} attempt{plural} in "
+            f"gave up on {redacted_url(url)}{limit} after {attempts} attempt{plural} in "
             f"{took:.1f}s: {reason}"
         )
 
@@ -257,7 +203,7 @@ class VolumeApi(dg.ConfigurableResource):
         attempt: int,
         deadline: float,
     ) -> FetchResult:
-        progress = _Progress(attempt, time.monotonic())
+        progress = Progress(attempt, time.monotonic())
         target = url
         try:
             for _ in range(MAX_SAME_ORIGIN_REDIRECTS + 1):
@@ -269,7 +215,7 @@ class VolumeApi(dg.ConfigurableResource):
                     if response.is_redirect:
                         location = response.headers.get("Location", "")
                         nxt = target.join(location)
-                        if _origin(nxt) != _origin(url):
+                        if origin(nxt) != origin(url):
                             raise ApiError(
                                 f"HTTP {response.status_code}: redirect to another origin "
                                 f"({nxt.scheme}://{nxt.host}) not followed"
@@ -281,23 +227,23 @@ class VolumeApi(dg.ConfigurableResource):
                     response.close()
             raise ApiError(f"more than {MAX_SAME_ORIGIN_REDIRECTS} redirects")
         except httpx.ReadTimeout:
-            raise _Retryable(progress.stalled()) from None
+            raise Retryable(progress.stalled()) from None
         except httpx.TimeoutException as exc:
-            raise _Retryable(f"timeout ({type(exc).__name__})") from None
+            raise Retryable(f"timeout ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
-            raise _Retryable(f"connection error ({type(exc).__name__})") from None
+            raise Retryable(f"connection error ({type(exc).__name__})") from None
 
     def _land(
-        self, response: httpx.Response, dest: Path, deadline: float, progress: _Progress
+        self, response: httpx.Response, dest: Path, deadline: float, progress: Progress
     ) -> FetchResult:
         progress.responded(response)
         status = response.status_code
         now = datetime.now(UTC)
         if status in RETRYABLE_STATUSES:
-            raise _Retryable(
+            raise Retryable(
                 f"HTTP {status}", parse_retry_after(response.headers.get("Retry-After"), now)
             )
-        called = _redacted_url(response.request.url.copy_with(query=None))
+        called = redacted_url(response.request.url.copy_with(query=None))
         if status in (401, 403):
             raise ApiError(
                 f"HTTP {status} from {called}: the key in {self.token_env} was "
@@ -330,7 +276,7 @@ class VolumeApi(dg.ConfigurableResource):
                 if size > self.max_body_bytes:
                     raise ContractError(f"response exceeds the cap of {self.max_body_bytes} bytes")
                 if arrived > deadline:
-                    raise _Retryable(progress.still_arriving(), at_deadline=True)
+                    raise Retryable(progress.still_arriving(), at_deadline=True)
                 digest.update(chunk)
                 out.write(chunk)
         if (
@@ -339,10 +285,10 @@ class VolumeApi(dg.ConfigurableResource):
             and response.headers.get("Content-Encoding", "identity") in ("identity", "")
             and size != int(declared)
         ):
-            raise _Retryable(f"truncated body: {size} of {declared} bytes")
+            raise Retryable(f"truncated body: {size} of {declared} bytes")
         return FetchResult(
             path=dest,
-            url=_redacted_url(response.request.url),
+            url=redacted_url(response.request.url),
             status=status,
             date=parse_http_date(response.headers.get("Date")),
             fetched_at=now,
@@ -351,51 +297,3 @@ class VolumeApi(dg.ConfigurableResource):
             attempts=progress.attempt,
             content_type=content_type,
         )
-
-
-class _Retryable(Exception):
-    def __init__(
-        self, reason: str, retry_after: float | None = None, *, at_deadline: bool = False
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-        #: the fetch's deadline has passed: no further attempt
-        self.at_deadline = at_deadline
-
-
-class _Progress:
-    """How far one attempt got, for the line that says why it failed."""
-
-    def __init__(self, attempt: int, started: float) -> None:
-        self.attempt = attempt
-        self.last_byte_at = started
-        self._response: httpx.Response | None = None
-
-    def responded(self, response: httpx.Response) -> None:
-        self._response = response
-        self.last_byte_at = time.monotonic()
-
-    def _received(self) -> str:
-        assert self._response is not None
-        declared = self._response.headers.get("Content-Length", "")
-        of = f" of {declared}" if declared.isdigit() else ""
-        return f"attempt {self.attempt} received {self._response.num_bytes_downloaded}{of} bytes"
-
-    def stalled(self) -> str:
-        silent = time.monotonic() - self.last_byte_at
-        if self._response is None:
-            return f"attempt {self.attempt} got no response headers in {silent:.1f}s"
-        return f"{self._received()}, then stalled for {silent:.1f}s"
-
-    def still_arriving(self) -> str:
-        return f"{self._received()}, still arriving"
-
-
-def _redacted_url(url: httpx.URL) -> str:
-    """The URL without userinfo (the key travels in a header, but a user may paste it here)."""
-    parts = urlsplit(str(url))
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return parts._replace(netloc=netloc).geturl()
