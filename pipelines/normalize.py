@@ -244,6 +244,10 @@ def normalize(
 
 
 def _reject_duplicate_ids(ids: pl.Series) -> None:
+    # Distinct 64-bit hashes prove distinct ids (~0.05 s of CPU per 1M ids, against ~0.4 s for
+    # is_duplicated); only a real duplicate, or a hash collision, takes the exact test below.
+    if ids.hash().n_unique() == ids.len():
+        return
     dupes = ids.is_duplicated()
     if dupes.any():
         raise SnapshotRejected(

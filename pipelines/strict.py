@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import re
 import threading
+from collections import deque
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -71,13 +72,11 @@ _TAIL_WINDOW = 1 << 16
 def _last_boundary(buf: bytearray, start: int, end: int) -> re.Match[bytes] | None:
     """The last `}` ws `,` ws `{` in `buf[start:end]` (a regex has no reverse search: scan the
     tail window, and the whole range only if the window holds none)."""
-    last = None
-    for lo in dict.fromkeys((max(start, end - _TAIL_WINDOW), start)):
-        for last in _BOUNDARY.finditer(buf, lo, end):  # noqa: B007 - the last match is kept
-            pass
-        if last is not None:
-            break
-    return last
+    window = max(start, end - _TAIL_WINDOW)
+    last = deque(_BOUNDARY.finditer(buf, window, end), maxlen=1)
+    if not last and window > start:
+        last = deque(_BOUNDARY.finditer(buf, start, end), maxlen=1)
+    return last[0] if last else None
 
 
 def strictly_valid_count(body: Path, chunk_bytes: int = CHUNK_BYTES) -> int | None:
@@ -85,7 +84,7 @@ def strictly_valid_count(body: Path, chunk_bytes: int = CHUNK_BYTES) -> int | No
 
     The array is read into one buffer of `chunk_bytes` and validated in chunks split between
     objects, whatever the whitespace around the commas (compact, `", "`, pretty-printed with
-    `\n` or `\r\n`), so memory stays bounded by the chunk size. Each chunk is framed in place:
+    LF or CRLF line ends), so memory stays bounded by the chunk size. Each chunk is framed in place:
     the byte after its last `}` becomes `]`, the byte before the next `{` becomes `[`, and only
     the unfinished object is moved to the front of the buffer. A split point that lands inside
     a string cuts that string open, so the chunk before it is invalid JSON: that returns None
