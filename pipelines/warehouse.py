@@ -90,6 +90,9 @@ class ForecastParams:
     daily_fit_days: float = settings.DAILY_FIT_MIN_DAYS
     shift_min_share: float = settings.LEVEL_SHIFT_MIN_SHARE
     shift_min_steps: float = settings.LEVEL_SHIFT_MIN_STEPS
+    break_min_gain: float = settings.TREND_BREAK_MIN_GAIN
+    break_min_points: int = settings.TREND_BREAK_MIN_POINTS
+    break_min_days: float = settings.TREND_BREAK_MIN_DAYS
     history_every_build_days: int = settings.FORECAST_HISTORY_EVERY_BUILD_DAYS
 
     def bindings(self, as_of: datetime, built_at: datetime) -> dict[str, Any]:
@@ -110,6 +113,9 @@ class ForecastParams:
             "daily_fit_days": self.daily_fit_days,
             "shift_min_share": self.shift_min_share,
             "shift_min_steps": self.shift_min_steps,
+            "break_min_gain": self.break_min_gain,
+            "break_min_points": self.break_min_points,
+            "break_min_days": self.break_min_days,
             "history_every_build_days": self.history_every_build_days,
         }
 
