@@ -974,14 +974,15 @@ def check_forecast_sanity(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
 
 
 def top_at_risk(con: duckdb.DuckDBPyConnection, limit: int = 10) -> list[dict[str, Any]]:
-    """The most urgent volumes from volume_risk: critical first, then soonest full."""
+    """The most urgent volumes from volume_risk, in its `risk_rank` (already full, then by how
+    soon they may fill)."""
     cursor = con.execute(
         """
         select source, volume_id, name, binding_resource, utilization, days_to_full, full_at,
             state, risk
         from volume_risk
         where risk <> 'ok'
-        order by case risk when 'critical' then 0 else 1 end, days_to_full, source, volume_id
+        order by risk_rank
         limit $limit
         """,
         {"limit": limit},

@@ -115,11 +115,21 @@ def test_inode_bound_volumes_bind_on_inodes(scored):
     _, _, scenarios, _, risk, _ = scored
     rows = risk.filter(pl.col("volume_id").is_in(scenarios["inode_bound"]))
     assert (rows["inodes_days_to_full"] < rows["bytes_days_to_full"]).all()
-    # A volume whose mounts are at their limit binds on mounts (full now) instead.
-    for row in rows.iter_rows(named=True):
-        assert row["binding_resource"] == "inodes" or (
-            row["binding_resource"] == "mounts" and row["state"] == "full"
-        ), row
+    assert set(rows["binding_resource"]) == {"inodes"}
+
+
+def test_no_volume_is_at_risk_only_for_its_mounts(scored):
+    """Mounts at their limit are mount pressure, never a time-to-full risk."""
+    _, _, _, forecast, risk, _ = scored
+    at_limit = risk.filter(pl.col("mount_count") >= pl.col("max_mounts"))
+    assert at_limit.height > 0
+    assert set(risk["binding_resource"]) <= {"bytes", "inodes"}
+    flagged = risk.filter(pl.col("risk") != "ok").join(
+        forecast.filter(pl.col("risk") != "ok").select("volume_id").unique(),
+        on="volume_id",
+        how="anti",
+    )
+    assert flagged.height == 0, flagged
 
 
 @pytest.mark.parametrize(

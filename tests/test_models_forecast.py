@@ -233,10 +233,24 @@ def test_brand_new_volume_has_insufficient_history(warehouse):
     )
 
 
-def test_mounts_at_max_make_mounts_the_binding_resource(warehouse):
+def test_mounts_at_their_limit_are_mount_pressure_not_a_risk(warehouse):
+    """An attached volume at max_mounts is normal: it is shown, not ranked critical."""
     row = risk(warehouse, "mounts_full")
-    assert (row["binding_resource"], row["state"], row["risk"]) == ("mounts", "full", "critical")
-    assert row["mounts_utilization"] == 1.0
+    assert (row["mount_count"], row["max_mounts"], row["mount_pressure"]) == (8, 8, 1.0)
+    assert row["binding_resource"] in ("bytes", "inodes")
+    assert (row["state"], row["risk"], row["days_to_full"]) == ("flat", "ok", None)
+
+
+def test_risk_rank_puts_already_full_first_then_the_soonest_to_fill(warehouse):
+    rows = warehouse.execute(
+        "select volume_id, state, days_to_full_low from volume_risk "
+        "where risk <> 'ok' order by risk_rank"
+    ).fetchall()
+    assert [r[0] for r in rows][:1] == ["already_full"]
+    lows = [r[2] for r in rows if r[1] != "full"]
+    assert lows == sorted(lows) and len(lows) >= 2
+    ranks = warehouse.execute("select list(risk_rank order by risk_rank) from volume_risk")
+    assert ranks.fetchone()[0] == list(range(1, len(SCENARIOS)))
 
 
 def test_every_active_volume_has_two_forecasts_and_one_risk_row(warehouse):
