@@ -183,7 +183,11 @@ def fleet_forecast(days: list[dict[str, Any]], as_of: datetime) -> FleetForecast
 
 
 def load(
-    data_dir: Path, *, cadence_minutes: int = settings.DEFAULT_CADENCE_MINUTES, limit: int = 50
+    data_dir: Path,
+    *,
+    cadence_minutes: int = settings.DEFAULT_CADENCE_MINUTES,
+    limit: int = 50,
+    full_limit: int = 20,
 ) -> ReportData:
     """Read everything the report shows from the published warehouse (read-only)."""
     with connect_published(data_dir) as con:
@@ -241,7 +245,7 @@ def load(
         full = _rows(
             con,
             "select * from volume_risk where state = 'full' order by risk_rank limit $limit",
-            {"limit": limit},
+            {"limit": full_limit},
         )
         at_risk = _rows(
             con,
