@@ -93,6 +93,7 @@ class ForecastParams:
     break_min_gain: float = settings.TREND_BREAK_MIN_GAIN
     break_min_points: int = settings.TREND_BREAK_MIN_POINTS
     break_min_days: float = settings.TREND_BREAK_MIN_DAYS
+    backtest_slack_days: float = settings.BACKTEST_SLACK_DAYS
     history_every_build_days: int = settings.FORECAST_HISTORY_EVERY_BUILD_DAYS
 
     def bindings(self, as_of: datetime, built_at: datetime) -> dict[str, Any]:
@@ -116,6 +117,7 @@ class ForecastParams:
             "break_min_gain": self.break_min_gain,
             "break_min_points": self.break_min_points,
             "break_min_days": self.break_min_days,
+            "backtest_slack_days": self.backtest_slack_days,
             "history_every_build_days": self.history_every_build_days,
         }
 
