@@ -109,7 +109,17 @@ def _axes(frame: _Frame, y_ticks: Sequence[float], y_format: Formatter) -> None:
         )
 
 
-def _svg(frame: _Frame, title: str, legend: Sequence[tuple[str, str, bool]]) -> str:
+#: A band's fill and its edges: strong enough to see beside a line of the same colour.
+BAND_OPACITY = 0.3
+BAND_EDGE_OPACITY = 0.8
+
+
+def _svg(
+    frame: _Frame,
+    title: str,
+    legend: Sequence[tuple[str, str, bool]],
+    band_legend: Sequence[tuple[str, str]] = (),
+) -> str:
     items = []
     x = frame.left
     for name, color, dashed in legend:
@@ -117,6 +127,13 @@ def _svg(frame: _Frame, title: str, legend: Sequence[tuple[str, str, bool]]) -> 
         items.append(
             f'<line x1="{x}" x2="{x + 18}" y1="{frame.height - 8}" y2="{frame.height - 8}" '
             f'stroke="{color}" stroke-width="3"{dash}/>'
+            f'<text x="{x + 22}" y="{frame.height - 4}">{escape(name)}</text>'
+        )
+        x += 30 + 7 * len(name)
+    for name, color in band_legend:
+        items.append(
+            f'<rect x="{x}" y="{frame.height - 14}" width="18" height="10" fill="{color}" '
+            f'fill-opacity="{BAND_OPACITY}" stroke="{color}" stroke-opacity="{BAND_EDGE_OPACITY}"/>'
             f'<text x="{x + 22}" y="{frame.height - 4}">{escape(name)}</text>'
         )
         x += 30 + 7 * len(name)
@@ -161,9 +178,17 @@ def line_chart(
         lower = " ".join(
             f"{frame.x(x):.1f},{frame.y(lo):.1f}" for x, lo, _ in reversed(band.points)
         )
+        # the edges are drawn too: a narrow band would otherwise vanish under the forecast line
+        low_edge = " ".join(f"{frame.x(x):.1f},{frame.y(lo):.1f}" for x, lo, _ in band.points)
         frame.parts.append(
-            f'<polygon points="{upper} {lower}" fill="{band.color}" fill-opacity="0.18" stroke="none">'
+            f'<polygon points="{upper} {lower}" fill="{band.color}" '
+            f'fill-opacity="{BAND_OPACITY}" stroke="none">'
             f"<title>{escape(band.name)}</title></polygon>"
+            + "".join(
+                f'<polyline points="{edge}" fill="none" stroke="{band.color}" '
+                f'stroke-opacity="{BAND_EDGE_OPACITY}" stroke-width="1"/>'
+                for edge in (upper, low_edge)
+            )
         )
     for s in series:
         if not s.points:
@@ -181,10 +206,8 @@ def line_chart(
             'stroke="#888" stroke-dasharray="2 3"/>'
             f'<text x="{x + 4:.1f}" y="{frame.top + 10}">{escape(marker[1])}</text>'
         )
-    legend = [(s.name, s.color, s.dashed) for s in series] + [
-        (b.name, b.color, False) for b in bands
-    ]
-    return _svg(frame, title, legend)
+    legend = [(s.name, s.color, s.dashed) for s in series]
+    return _svg(frame, title, legend, [(b.name, b.color) for b in bands])
 
 
 def stacked_bars(

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -249,38 +249,48 @@ def _snapshot_days(
                 process.join()
 
 
-def _risk_table(rows: list[dict[str, Any]]) -> Table:
-    from pipelines.report import human_amount, human_days, percent
+def _days(value: float | None) -> str:
+    """Days as a bare number (the column says "days"), so a row fits 80 columns."""
+    if value is None:
+        return "—"
+    return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
 
-    table = Table(title="Most urgent volumes (volume_risk)", title_justify="left")
-    for column in (
-        "volume",
-        "name",
-        "binding",
-        "used / quota",
-        "util.",
-        "days to full",
-        "80% interval",
-        "risk",
-    ):
-        table.add_column(column, justify="right" if column in ("util.", "days to full") else "left")
+
+def _risk_table(rows: list[dict[str, Any]]) -> Table:
+    """The next volumes to run out, in volume_risk's risk_rank: whole ids and sizes, no cell
+    wrapped, within 80 columns (the name is in the report)."""
+    from rich import box
+
+    from pipelines.report import human_amount, percent
+
+    table = Table(
+        title="Next to run out (volume_risk)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("volume", "left"),
+        ("fills", "left"),
+        ("used", "right"),
+        ("quota", "right"),
+        ("days", "right"),
+        ("80% (days)", "right"),
+        ("risk", "left"),
+    )
+    for column, justify in columns:
+        table.add_column(column, justify=justify, no_wrap=True)
     for r in rows:
         resource = r["binding_resource"]
-        quota = "unlimited" if r["quota"] is None else human_amount(resource, r["quota"])
-        interval = (
-            f"{human_days(r['days_to_full_low'])} – {human_days(r['days_to_full_high'])}"
-            if r["days_to_full_low"] is not None or r["days_to_full_high"] is not None
-            else "—"
-        )
+        low, high = r["days_to_full_low"], r["days_to_full_high"]
         style = "bold red" if r["risk"] == "critical" else "yellow"
         table.add_row(
             r["volume_id"],
-            (r["name"] or "")[:28],
             resource,
-            f"{human_amount(resource, r['current'])} / {quota}",
             percent(r["utilization"]),
-            human_days(r["days_to_full"]),
-            interval,
+            "unlimited" if r["quota"] is None else human_amount(resource, r["quota"]),
+            _days(r["days_to_full"]),
+            f"{_days(low)}–{_days(high) if high is not None else '…'}",
             f"[{style}]{r['risk']}[/]",
         )
     return table
@@ -363,15 +373,22 @@ def _run(
     build_seconds = time.monotonic() - step
     report_path = run_report(dagster_instance=instance).path
     with connect_published(data_dir) as con:
+        # the report's ordering (volume_risk.risk_rank), without the volumes already full
         urgent = con.execute(
             """
-            select * from volume_risk where risk <> 'ok'
-            order by case risk when 'critical' then 0 else 1 end, days_to_full, volume_id
+            select * from volume_risk where risk <> 'ok' and state <> 'full'
+            order by risk_rank
             limit 10
             """
         )
         names = [d[0] for d in urgent.description]
         rows = [dict(zip(names, row, strict=True)) for row in urgent.fetchall()]
+        full, at_mount_limit = con.execute(
+            """
+            select count(*) filter (where state = 'full'), count(*) filter (where mount_pressure >= 1)
+            from volume_risk
+            """
+        ).fetchone() or (0, 0)
         fleet = con.execute(
             """
             select
@@ -390,6 +407,11 @@ def _run(
     total_runs = instance.get_runs_count()
 
     console.print(_risk_table(rows))
+    console.print(
+        f"[bold]Already full[/]: {full:,} volumes at or over a byte or file quota. "
+        f"[bold]Mount pressure[/]: {at_mount_limit:,} at their mount limit (not a capacity "
+        "risk). Both listed in the report."
+    )
     console.print(
         f"[bold]Fleet[/]: {count:,} volumes, {human_bytes(used)} used of {human_bytes(quota)} "
         f"bounded quota ({(utilization or 0):.0%}); grew {human_bytes((used or 0) - (first_used or 0))} "

@@ -115,7 +115,13 @@ class ReportData:
     fleet_growth: dict[str, Any]
     risk_counts: dict[str, int]
     state_counts: dict[str, int]
+    #: volumes at or over a quota (bytes or inodes), fullest first
+    full: list[dict[str, Any]]
+    #: the others at risk, soonest to fill first (volume_risk.risk_rank)
     at_risk: list[dict[str, Any]]
+    #: volumes that can take no more mounts (a signal, not a risk), and how many there are
+    mount_pressure: list[dict[str, Any]]
+    mounts_at_limit: int
     sparks: dict[str, list[float | None]]
     leaders: list[dict[str, Any]]
     events: list[dict[str, Any]]
@@ -132,6 +138,11 @@ class ReportData:
     @property
     def latest_day(self) -> dict[str, Any]:
         return self.fleet_days[-1] if self.fleet_days else {}
+
+    @property
+    def listed(self) -> set[str]:
+        """Keys of the volumes that have a row (and an anchor) in a risk table."""
+        return {self.key(r) for r in self.full + self.at_risk}
 
     def key(self, row: dict[str, Any]) -> str:
         """A volume's identity in the report: its id, prefixed by its source when there are
@@ -177,7 +188,11 @@ def fleet_forecast(days: list[dict[str, Any]], as_of: datetime) -> FleetForecast
 
 
 def load(
-    data_dir: Path, *, cadence_minutes: int = settings.DEFAULT_CADENCE_MINUTES, limit: int = 50
+    data_dir: Path,
+    *,
+    cadence_minutes: int = settings.DEFAULT_CADENCE_MINUTES,
+    limit: int = 50,
+    full_limit: int = 20,
 ) -> ReportData:
     """Read everything the report shows from the published warehouse (read-only)."""
     with connect_published(data_dir) as con:
@@ -235,19 +250,41 @@ def load(
         state_counts = dict(
             con.execute("select state, count(*) from volume_risk group by state").fetchall()
         )
+        # one ordering for every at-risk list: volume_risk.risk_rank
+        full = _rows(
+            con,
+            "select * from volume_risk where state = 'full' order by risk_rank limit $limit",
+            {"limit": full_limit},
+        )
         at_risk = _rows(
             con,
             """
             select * from volume_risk
-            where risk <> 'ok'
-            order by case risk when 'critical' then 0 else 1 end, days_to_full, utilization desc,
-                volume_id
+            where risk <> 'ok' and state <> 'full'
+            order by risk_rank
             limit $limit
             """,
             {"limit": limit},
         )
-        ids = [r["volume_id"] for r in at_risk]
-        keys = [f"{r['source']}\x1f{r['volume_id']}" for r in at_risk]
+        mount_pressure = _rows(
+            con,
+            """
+            select risk.source, risk.volume_id, risk.name, risk.mount_count, risk.max_mounts,
+                risk.mount_pressure, volumes.status, risk.risk
+            from volume_risk as risk
+            inner join volumes
+                on risk.source = volumes.source and risk.volume_id = volumes.volume_id
+            where risk.mount_pressure >= 1
+            order by risk.max_mounts desc, risk.mount_pressure desc, risk.source, risk.volume_id
+            limit $limit
+            """,
+            {"limit": limit},
+        )
+        (mounts_at_limit,) = con.execute(
+            "select count(*) from volume_risk where mount_pressure >= 1"
+        ).fetchone() or (0,)
+        ids = [r["volume_id"] for r in full + at_risk]
+        keys = [f"{r['source']}\x1f{r['volume_id']}" for r in full + at_risk]
         sparks: dict[str, list[float | None]] = {}
         if ids:
             for source, volume_id, values in con.execute(
@@ -255,8 +292,7 @@ def load(
                 select daily.source, daily.volume_id, list(
                     case risk.binding_resource
                         when 'bytes' then daily.used_bytes_last / nullif(daily.max_size_bytes, 0)
-                        when 'inodes' then daily.inode_count_last / nullif(daily.max_file_count, 0)
-                        else daily.mount_count_max / nullif(daily.max_mounts, 0)
+                        else daily.inode_count_last / nullif(daily.max_file_count, 0)
                     end order by daily.day)
                 from volume_daily as daily
                 inner join volume_risk as risk
@@ -330,7 +366,10 @@ def load(
         fleet_growth=growth[0] if growth else {},
         risk_counts={str(k): int(v) for k, v in risk_counts.items()},
         state_counts={str(k): int(v) for k, v in state_counts.items()},
+        full=full,
         at_risk=at_risk,
+        mount_pressure=mount_pressure,
+        mounts_at_limit=int(mounts_at_limit),
         sparks=sparks,
         leaders=leaders,
         events=events,
@@ -374,6 +413,28 @@ def fleet_capacity_chart(data: ReportData, *, width: int = 900, height: int = 32
         width=width,
         height=height,
         marker=(data.as_of.timestamp(), "latest snapshot") if data.fleet_hourly else None,
+    )
+
+
+def fleet_forecast_chart(data: ReportData, *, width: int = 900, height: int = 240) -> str:
+    """The last week of fleet usage and the forecast, scaled to them (not from zero): on the
+    capacity chart a fleet's 80% interval is a hairline beside its quota."""
+    if not data.forecast:
+        return ""
+    since = data.as_of - timedelta(days=7)
+    used = [(t.timestamp(), u) for t, u, _ in data.fleet_hourly if t >= since]
+    points = data.forecast.points
+    return charts.line_chart(
+        [
+            charts.Series("used", used, charts.PALETTE[0]),
+            charts.Series("forecast", [(x, p) for x, p, _, _ in points], charts.PALETTE[0], True),
+        ],
+        bands=[charts.Band("80% interval", [(x, lo, hi) for x, _, lo, hi in points])],
+        title="Fleet forecast in detail: the last 7 days and the next 30, to scale",
+        y_format=human_bytes,
+        width=width,
+        height=height,
+        marker=(data.as_of.timestamp(), "latest snapshot"),
     )
 
 
@@ -423,7 +484,8 @@ tr:target{background:#fff6cc}
 .risk-warning{color:#fff;background:var(--warn)}
 .risk-ok{color:var(--ok)}
 .muted{color:var(--muted)}
-.name{max-width:200px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.name{max-width:180px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.small{font-size:12px;font-weight:normal;text-transform:none;letter-spacing:0}
 code{font-size:12px}
 svg.chart{max-width:100%;height:auto}
 """
@@ -468,6 +530,7 @@ def _cards(data: ReportData) -> str:
         ),
         (f"{human_bytes(growth)}/day", "fleet growth, last 7 days"),
         (human_bytes(change), f"growth since {human_date(data.first_snapshot)}"),
+        (f"{data.state_counts.get('full', 0):,}", "already full"),
         (f"{data.risk_counts.get('critical', 0):,}", "critical (full within 7 days)"),
         (f"{data.risk_counts.get('warning', 0):,}", "warning (full within 30 days)"),
     ]
@@ -480,41 +543,104 @@ def _cards(data: ReportData) -> str:
     )
 
 
+def _used_of_quota(resource: str, current: float | None, quota: float | None) -> str:
+    limit = human_amount(resource, quota) if quota is not None else "unlimited"
+    return f"{human_amount(resource, current)} / {limit}"
+
+
+def _risk_rows(data: ReportData, rows: list[dict[str, Any]], *, days: bool) -> str:
+    out = []
+    for r in rows:
+        resource = r["binding_resource"]
+        cells = [
+            f"<td>{escape(r['source'])}</td>" if len(data.sources) > 1 else "",
+            _volume_cell(r["volume_id"], r["name"], linked=True, key=data.key(r)),
+            f"<td>{escape(resource)}</td>",
+            f'<td class="num">{escape(_used_of_quota(resource, r["current"], r["quota"]))}</td>',
+            f'<td class="num">{percent(r["utilization"])}</td>',
+            f"<td>{charts.sparkline(data.sparks.get(spark_key(r), []))}</td>",
+        ]
+        if days:
+            interval = _interval(r["days_to_full_low"], r["days_to_full_high"])
+            cells += [
+                f'<td class="num">{escape(human_days(r["days_to_full"]))}'
+                f'<div class="muted small">{escape(interval)}</div></td>',
+                f"<td>{escape(human_date(r['full_at']))}</td>",
+                f"<td>{escape(r['state'])}</td>",
+            ]
+        cells.append(f"<td>{_risk(r['risk'])}</td>")
+        out.append(f'<tr id="{anchor(data.key(r))}">' + "".join(cells) + "</tr>")
+    return "".join(out)
+
+
+def _risk_head(data: ReportData, *, days: bool) -> str:
+    return (
+        "<thead><tr>"
+        + ("<th>source</th>" if len(data.sources) > 1 else "")
+        + "<th>volume</th><th>resource</th>"
+        '<th class="num">used / quota</th><th class="num">used</th><th>daily utilization</th>'
+        + (
+            '<th class="num">days to full<div class="small">80% interval</div></th>'
+            "<th>full on</th><th>state</th>"
+            if days
+            else ""
+        )
+        + "<th>risk</th></tr></thead>"
+    )
+
+
+def _full_table(data: ReportData) -> str:
+    if not data.full:
+        return '<p id="already-full-empty">No volume is at or over a quota.</p>'
+    return (
+        '<table id="already-full-table">'
+        + _risk_head(data, days=False)
+        + "<tbody>"
+        + _risk_rows(data, data.full, days=False)
+        + "</tbody></table>"
+    )
+
+
 def _at_risk_table(data: ReportData) -> str:
     if not data.at_risk:
         return '<p id="at-risk-empty">No volume is expected to fill within 30 days.</p>'
-    rows = []
-    for r in data.at_risk:
-        resource = r["binding_resource"]
-        rows.append(
-            f'<tr id="{anchor(data.key(r))}">'
-            + (f"<td>{escape(r['source'])}</td>" if len(data.sources) > 1 else "")
-            + _volume_cell(r["volume_id"], r["name"], linked=True, key=data.key(r))
-            + f"<td>{escape(resource)}</td>"
-            + f'<td class="num">{escape(human_amount(resource, r["current"]))} / '
-            f"{escape(human_amount(resource, r['quota']) if r['quota'] is not None else 'unlimited')}</td>"
-            + f'<td class="num">{percent(r["utilization"])}</td>'
-            + f"<td>{charts.sparkline(data.sparks.get(spark_key(r), []))}</td>"
-            + f'<td class="num">{escape(human_days(r["days_to_full"]))}</td>'
-            + f'<td class="num">{escape(_interval(r["days_to_full_low"], r["days_to_full_high"]))}</td>'
-            + f"<td>{escape(human_date(r['full_at']))}</td>"
-            + f"<td>{escape(r['state'])}</td>"
-            + f"<td>{_risk(r['risk'])}</td></tr>"
-        )
     return (
-        '<table id="at-risk-table"><thead><tr>'
+        '<table id="at-risk-table">'
+        + _risk_head(data, days=True)
+        + "<tbody>"
+        + _risk_rows(data, data.at_risk, days=True)
+        + "</tbody></table>"
+    )
+
+
+def _mount_table(data: ReportData) -> str:
+    if not data.mount_pressure:
+        return '<p id="mount-pressure-empty">Every volume can take another mount.</p>'
+    listed = data.listed
+    rows = "".join(
+        "<tr>"
+        + (f"<td>{escape(r['source'])}</td>" if len(data.sources) > 1 else "")
+        + _volume_cell(r["volume_id"], r["name"], linked=data.key(r) in listed, key=data.key(r))
+        + f"<td>{escape(r['status'] or '')}</td>"
+        + f'<td class="num">{r["mount_count"]:,} / {r["max_mounts"]:,}</td>'
+        + f'<td class="num">{percent(r["mount_pressure"])}</td>'
+        + f"<td>{_risk(r['risk'])}</td></tr>"
+        for r in data.mount_pressure
+    )
+    return (
+        '<table id="mount-pressure-table"><thead><tr>'
         + ("<th>source</th>" if len(data.sources) > 1 else "")
-        + "<th>volume</th><th>binding resource</th>"
-        '<th class="num">used / quota</th><th class="num">utilization</th><th>daily utilization</th>'
-        '<th class="num">days to full</th><th class="num">80% interval</th><th>full on</th>'
-        "<th>state</th><th>risk</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        + '<th>volume</th><th>status</th><th class="num">mounts / limit</th>'
+        '<th class="num">pressure</th><th>capacity risk</th></tr></thead><tbody>'
+        + rows
+        + "</tbody></table>"
     )
 
 
 def _leaders_table(data: ReportData) -> str:
     if not data.leaders:
         return "<p>No growth measured yet.</p>"
-    at_risk = {data.key(r) for r in data.at_risk}
+    at_risk = data.listed
     rows = "".join(
         "<tr>"
         + _volume_cell(r["volume_id"], r["name"], linked=data.key(r) in at_risk, key=data.key(r))
@@ -538,7 +664,7 @@ def _leaders_table(data: ReportData) -> str:
 def _events_table(data: ReportData) -> str:
     if not data.events:
         return "<p>No quota changed in the recorded history.</p>"
-    at_risk = {data.key(r) for r in data.at_risk}
+    at_risk = data.listed
 
     def limit(name: str, value: float | None) -> str:
         return "unlimited" if value is None else human_amount(name, value)
@@ -608,7 +734,7 @@ def render(data: ReportData, *, cadence_minutes: int = settings.DEFAULT_CADENCE_
             f"<b>{escape(human_bytes(end[1]))}</b> (80% interval {escape(human_bytes(end[2]))} – "
             f"{escape(human_bytes(end[3]))}).</p>"
         )
-    capacity = forecast + fleet_capacity_chart(data)
+    capacity = forecast + fleet_capacity_chart(data) + fleet_forecast_chart(data)
     if data.no_volumes_yet:
         capacity = (
             '<p id="no-volumes">No volumes yet: every snapshot up to '
@@ -616,14 +742,33 @@ def render(data: ReportData, *, cadence_minutes: int = settings.DEFAULT_CADENCE_
             "Charts and forecasts appear once the API lists a volume.</p>"
         )
     sections = [
-        ("fleet-capacity", "Fleet capacity", capacity),
+        (
+            "fleet-capacity",
+            "Fleet capacity",
+            capacity,
+        ),
+        (
+            "already-full",
+            "Already full",
+            f'<p class="muted">Volumes at or over their byte or file-count quota now '
+            f"({data.state_counts.get('full', 0):,} in all; fullest first, top "
+            f"{len(data.full)}).</p>" + _full_table(data),
+        ),
         (
             "time-to-full",
             "Time to full",
-            f'<p class="muted">Volumes expected to run out of their binding resource within '
-            f"{settings.WARNING_DAYS:.0f} days, most urgent first (top {len(data.at_risk)}). "
-            "The sparkline is the binding resource's daily utilization; the rule marks 100%.</p>"
+            f'<p class="muted">Volumes that may run out of bytes or files within '
+            f"{settings.WARNING_DAYS:.0f} days, soonest first by the early end of the 80% "
+            f"interval (top {len(data.at_risk)}). The binding resource is whichever fills "
+            "first; the sparkline is its daily utilization, the rule marks 100%.</p>"
             + _at_risk_table(data),
+        ),
+        (
+            "mount-pressure",
+            "Mount pressure",
+            f'<p class="muted">Volumes that can take no more mounts ({data.mounts_at_limit:,} '
+            "in all; largest limits first). Not a capacity risk: an attached single-mount "
+            "volume is always at its limit.</p>" + _mount_table(data),
         ),
         ("growth-leaders", "Growth leaders", _leaders_table(data)),
         ("quota-events", "Recent quota events", _events_table(data)),

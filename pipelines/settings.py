@@ -43,6 +43,15 @@ TREND_CONFIDENCE = 0.95
 LEVEL_SHIFT_MIN_SHARE = 0.10
 #: ...and at least this many times the median step between consecutive observations.
 LEVEL_SHIFT_MIN_STEPS = 5.0
+#: A change of growth rate (the best broken line since the level shift, on the fit's points) is
+#: kept when it removes at least this share of the straight line's squared residuals...
+TREND_BREAK_MIN_GAIN = 0.5
+#: ...and at least this many points and days lie after the break (and those days before it).
+TREND_BREAK_MIN_POINTS = 3
+TREND_BREAK_MIN_DAYS = 2.0
+#: Backtest alerts: a volume flagged to fill within a horizon counts as right when it fills
+#: within the horizon plus this many days (forecast_accuracy).
+BACKTEST_SLACK_DAYS = 2.0
 
 #: quota_forecast_history keeps every build of the last this many days, and before that the
 #: last build of each UTC day: hourly builds would otherwise add 24 forecasts per volume and

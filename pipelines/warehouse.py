@@ -68,6 +68,8 @@ PUBLIC_TABLES: tuple[str, ...] = (
     "quota_forecast",
     "volume_risk",
     "quota_forecast_history",
+    "forecast_backtest",
+    "forecast_accuracy",
 )
 
 
@@ -105,6 +107,10 @@ class ForecastParams:
     daily_fit_days: float = settings.DAILY_FIT_MIN_DAYS
     shift_min_share: float = settings.LEVEL_SHIFT_MIN_SHARE
     shift_min_steps: float = settings.LEVEL_SHIFT_MIN_STEPS
+    break_min_gain: float = settings.TREND_BREAK_MIN_GAIN
+    break_min_points: int = settings.TREND_BREAK_MIN_POINTS
+    break_min_days: float = settings.TREND_BREAK_MIN_DAYS
+    backtest_slack_days: float = settings.BACKTEST_SLACK_DAYS
     history_every_build_days: int = settings.FORECAST_HISTORY_EVERY_BUILD_DAYS
 
     def bindings(self, as_of: datetime, built_at: datetime) -> dict[str, Any]:
@@ -125,6 +131,10 @@ class ForecastParams:
             "daily_fit_days": self.daily_fit_days,
             "shift_min_share": self.shift_min_share,
             "shift_min_steps": self.shift_min_steps,
+            "break_min_gain": self.break_min_gain,
+            "break_min_points": self.break_min_points,
+            "break_min_days": self.break_min_days,
+            "backtest_slack_days": self.backtest_slack_days,
             "history_every_build_days": self.history_every_build_days,
         }
 
@@ -1025,14 +1035,15 @@ def check_forecast_sanity(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
 
 
 def top_at_risk(con: duckdb.DuckDBPyConnection, limit: int = 10) -> list[dict[str, Any]]:
-    """The most urgent volumes from volume_risk: critical first, then soonest full."""
+    """The most urgent volumes from volume_risk, in its `risk_rank` (already full, then by how
+    soon they may fill)."""
     cursor = con.execute(
         """
         select source, volume_id, name, binding_resource, utilization, days_to_full, full_at,
             state, risk
         from volume_risk
         where risk <> 'ok'
-        order by case risk when 'critical' then 0 else 1 end, days_to_full, source, volume_id
+        order by risk_rank
         limit $limit
         """,
         {"limit": limit},

@@ -37,6 +37,7 @@ SCENARIOS: tuple[str, ...] = (
     "already_full",
     "stale",
     "deleted",
+    "rate_change",
     "created",
 )
 
@@ -75,6 +76,8 @@ class _Params:
     u_ref: np.ndarray  # bytes at ref_us
     rate: np.ndarray  # bytes/day
     acc: np.ndarray  # bytes/day², applied after ref_us only
+    change_us: np.ndarray  # instant the growth rate is multiplied; NONE_US = never
+    change_factor: np.ndarray  # the multiplier (1.0 = no change)
     period: np.ndarray  # days between periodic cleanups; 0 = none
     keep: np.ndarray  # fraction of each period's growth that survives its cleanup
     phase: np.ndarray  # days
@@ -187,7 +190,9 @@ def _trend(p: _Params, t_us: np.ndarray) -> np.ndarray:
 
     x = np.where(has_period, sawtooth(d + p.phase) - sawtooth(p.phase), d)
     after = np.maximum(d, 0.0)
+    since_change = np.maximum((t_us - p.change_us) / DAY_US, 0.0)
     g = p.u_ref + p.rate * x + 0.5 * p.acc * after * after
+    g = g + (p.change_factor - 1.0) * p.rate * since_change
     g = g - np.where(t_us >= p.oneoff_us, p.oneoff_drop, 0.0)
     return np.maximum(g, p.floor)
 
@@ -195,7 +200,8 @@ def _trend(p: _Params, t_us: np.ndarray) -> np.ndarray:
 def _trend_rate(p: _Params, t_us: np.ndarray) -> np.ndarray:
     """Long-run trend slope in bytes/day (periodic cleanups scale it by `keep`)."""
     d = np.maximum((t_us - p.ref_us) / DAY_US, 0.0)
-    rate = np.where(p.period > 0, p.rate * p.keep, p.rate) + p.acc * d
+    factor = np.where(t_us >= p.change_us, p.change_factor, 1.0)
+    rate = np.where(p.period > 0, p.rate * p.keep, p.rate) * factor + p.acc * d
     at_floor = (_trend(p, t_us) <= p.floor) & (rate < 0)
     return np.where(at_floor, 0.0, rate)
 
@@ -377,7 +383,8 @@ class Fleet:
 
         cols: dict[str, np.ndarray] = dict(
             key=key, created_us=created, deleted_us=deleted, ref_us=ref, u_ref=u_ref, rate=rate,
-            acc=acc, period=period, keep=keep, phase=phase,
+            acc=acc, change_us=np.full(n, NONE_US, dtype=np.int64), change_factor=np.ones(n),
+            period=period, keep=keep, phase=phase,
             oneoff_us=np.full(n, NONE_US, dtype=np.int64), oneoff_drop=np.zeros(n), floor=floor,
             week_amp=week_amp, noise_amp=noise_amp, burst_p=burst_p, burst_amp=burst_amp, q0=q0,
             elastic=elastic, el_th=el_th, el_f=el_f, el_max=el_max, clamp=clamp, bpi=bpi,
@@ -511,6 +518,21 @@ class Fleet:
         idx, m, q = pick("created")
         c["u_ref"][idx] = u(0, GiB, m)
         c["rate"][idx] = q * u(0.005, 0.02, m)
+
+        # The growth rate multiplies at a known instant, 25-26 days after start: half the volumes
+        # speed up (x2.5-4, full within weeks), half slow down (x0.25-0.4, full within months).
+        # Drawn from their own generator so the rest of the fleet is the same with or without.
+        idx, m, q = pick("rate_change")
+        own = np.random.default_rng([self.seed, 0x5A7E])
+        faster = np.arange(m) % 2 == 0
+        c["u_ref"][idx] = q * np.where(faster, own.uniform(0.2, 0.35, m), own.uniform(0.2, 0.3, m))
+        c["rate"][idx] = q * np.where(
+            faster, own.uniform(0.006, 0.009, m), own.uniform(0.01, 0.015, m)
+        )
+        c["change_factor"][idx] = np.where(
+            faster, own.uniform(2.5, 4, m), own.uniform(0.25, 0.4, m)
+        )
+        c["change_us"][idx] = start + (own.uniform(25, 26, m) * DAY_US).astype(np.int64)
 
         return {name: [int(i) for i in idx] for name, idx in chosen.items()}
 
@@ -646,6 +668,22 @@ class Fleet:
         ids = self._static["id"]
         return {name: [ids[i] for i in rows] for name, rows in self.scenarios.items()}
 
+    def rate_changes(self) -> pl.DataFrame:
+        """The volumes whose growth rate changes at a known instant: `change_at`, the multiplier,
+        and the trend's bytes/day before and after it (truth for the forecast's break detection;
+        their true time to full is in `truth`)."""
+        rows = np.flatnonzero(self._p.change_us != NONE_US)
+        p = self._p.take(rows)
+        return pl.DataFrame(
+            {
+                "id": self._static["id"][rows],
+                "change_at": pl.Series(p.change_us).cast(UTC_US),
+                "change_factor": p.change_factor,
+                "growth_before": _trend_rate(p, p.change_us - 1),
+                "growth_after": _trend_rate(p, p.change_us),
+            }
+        )
+
     def truth(self, at: datetime, volume_ids: Sequence[str] | None = None) -> pl.DataFrame:
         """True state at `at` of the volumes existing then (no reconciliation lag), with the
         trend's growth rate and the first instant within 365 days at which usage reaches the
@@ -703,7 +741,9 @@ def _full_at(
     out[0][used >= limits[0]] = t_us
     out[1][inodes >= limits[1]] = t_us
     horizon_days = TRUTH_HORIZON_DAYS
-    excursion = p.week_amp + p.noise_amp + p.burst_amp + np.abs(p.rate)
+    excursion = (
+        p.week_amp + p.noise_amp + p.burst_amp + np.abs(p.rate) * np.fmax(p.change_factor, 1.0)
+    )
     # possible[w][i, d]: volume i may reach its limit during day d (an upper envelope says so).
     possible = [np.zeros((n, horizon_days), dtype=bool) for _ in (0, 1)]
     days = t_us + np.arange(horizon_days + 1, dtype=np.int64)[None, :] * DAY_US

@@ -16,6 +16,7 @@ HOSTILE_ID = "<img src=x onerror=alert(1)>&\"'"
 def volumes() -> list[Volume]:
     return [
         Volume("critical", used=noisy(linear(900 * GIB, 12 * GIB), GIB, 1)),
+        Volume("soon", used=noisy(linear(700 * GIB, 20 * GIB), GIB, 3)),
         Volume(
             "warning", used=noisy(linear(500 * GIB, 25 * GIB), GIB, 2), max_size_bytes=1200 * GIB
         ),

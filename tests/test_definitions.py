@@ -19,6 +19,9 @@ EXPECTED_ASSETS = {
     "warehouse/quota_forecast": "marts",
     "warehouse/volume_risk": "marts",
     "warehouse/quota_forecast_history": "marts",
+    "warehouse/forecast_daily_sums": "marts",
+    "warehouse/forecast_backtest": "marts",
+    "warehouse/forecast_accuracy": "marts",
     "compact_lake": "maintenance",
 }
 

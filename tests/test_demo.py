@@ -34,7 +34,7 @@ def test_short_demo_records_runs_builds_and_prints_the_urgent_volumes(
     data, home = dirs
     out = io.StringIO()
     line = demo.run_demo(
-        days=DAYS, volumes=200, seed=7, workers=2, console=Console(file=out, width=200)
+        days=DAYS, volumes=200, seed=7, workers=2, console=Console(file=out, width=80)
     )
     printed = out.getvalue()
 
@@ -43,16 +43,41 @@ def test_short_demo_records_runs_builds_and_prints_the_urgent_volumes(
         urgent = [
             row[0]
             for row in con.execute(
-                "select volume_id from volume_risk where risk = 'critical' order by days_to_full, volume_id"
+                "select volume_id from volume_risk where risk <> 'ok' and state <> 'full' "
+                "order by risk_rank limit 10"
             ).fetchall()
         ]
+        at_mount_limit = {
+            row[0]
+            for row in con.execute(
+                "select volume_id from volume_risk where mount_pressure >= 1"
+            ).fetchall()
+        }
+        # the volumes at risk by their bytes or files (quota_forecast knows nothing of mounts)
+        at_risk_by_capacity = {
+            row[0]
+            for row in con.execute(
+                "select distinct volume_id from quota_forecast where risk <> 'ok'"
+            ).fetchall()
+        }
         snapshots = con.execute(
             "select count(distinct snapshot_at) from volume_snapshots"
         ).fetchone()
     assert snapshots == (DAYS * 24,)
-    assert urgent and "Most urgent volumes" in printed and urgent[0] in printed
+    assert urgent and "Next to run out" in printed
+    # at 80 columns: every listed volume's whole id on one line, in the report's order
+    table = printed[printed.index("Next to run out") : printed.index("Already full")]
+    listed = [line.split()[0] for line in table.splitlines() if line.strip().startswith("vol-")]
+    assert listed == urgent
+    assert max(len(line.rstrip()) for line in table.splitlines()) <= 80
+    assert "…" not in table.replace("–…", "")  # only an open-ended interval is elided
+    # nothing ranked for its mounts alone: a volume at its mount limit is listed only when its
+    # bytes or files put it at risk
+    assert at_mount_limit and "Mount pressure" in printed
+    assert set(urgent) <= at_risk_by_capacity
     assert "Fleet" in printed and "make dev" in printed and "make sql" in printed
-    assert str(data / "reports" / "capacity.html") in printed
+    # paths longer than the terminal are folded across lines
+    assert str(data / "reports" / "capacity.html") in printed.replace("\n", "")
     assert (data / "reports" / "capacity.html").stat().st_size > 10_000
 
     with dg.DagsterInstance.from_config(str(home)) as instance:

@@ -37,10 +37,11 @@ def scored(tmp_path_factory):
         result = build_warehouse(data_dir)
         truth = sim.fleet.truth(result.as_of)
         scenarios = sim.fleet.scenario_ids()
+        changes = sim.fleet.rate_changes()
     with connect_published(data_dir) as con:
         forecast = con.sql("select * from quota_forecast").pl()
         risk = con.sql("select * from volume_risk").pl()
-    return result, truth, scenarios, forecast, risk
+    return result, truth, scenarios, forecast, risk, changes
 
 
 def _rows(forecast: pl.DataFrame, ids: list[str], resource: str = "bytes") -> pl.DataFrame:
@@ -64,7 +65,7 @@ def _true_days(truth: pl.DataFrame, as_of, column: str) -> pl.DataFrame:
 def test_steady_trends_are_forecast_within_ten_percent_and_intervals_cover_the_truth(
     scored, scenario, resource, column
 ):
-    result, truth, scenarios, forecast, _ = scored
+    result, truth, scenarios, forecast, _, _ = scored
     rows = _rows(forecast, scenarios[scenario], resource).join(
         _true_days(truth, result.as_of, column), on="volume_id"
     )
@@ -80,15 +81,55 @@ def test_steady_trends_are_forecast_within_ten_percent_and_intervals_cover_the_t
     assert covered >= 0.7 * rows.height
 
 
+def test_a_change_of_growth_rate_is_forecast_within_25_percent_within_5_days(scored):
+    """Volumes that speed up (x2.5-4) or slow down (x0.25-0.4) 4-5 days before the forecast:
+    a line over the whole window would be off by 60-250%; the current regime is within 25%."""
+    result, truth, _, forecast, _, changes = scored
+    rows = (
+        _rows(forecast, changes["id"].to_list())
+        .join(_true_days(truth, result.as_of, "full_at_bytes"), on="volume_id")
+        .join(changes.rename({"id": "volume_id"}), on="volume_id")
+    )
+    assert rows.height == changes.height > 0
+    since_change = (pl.lit(result.as_of) - pl.col("change_at")).dt.total_hours() / 24
+    assert rows.select(since_change.max()).item() <= 5
+    assert rows["trend_break"].all(), rows.select("volume_id", "trend_break", "trend_since")
+    error = ((rows["days_to_full"] - rows["true_days"]).abs() / rows["true_days"]).max()
+    assert error <= 0.25, rows.select("volume_id", "days_to_full", "true_days", "change_factor")
+    late = rows.filter(
+        (pl.col("trend_since").dt.convert_time_zone("UTC") - pl.col("change_at")).abs()
+        > pl.duration(days=1)
+    )
+    assert late.height == 0, late.select("volume_id", "trend_since", "change_at")
+
+
+def test_steady_cyclical_and_noisy_volumes_keep_one_trend(scored):
+    """A break needs a change of rate: none is found where the rate never changes."""
+    _, _, scenarios, forecast, _, _ = scored
+    for scenario in ("steady_growth", "inode_bound", "weekly_cycle", "flat_noise", "cleanup"):
+        rows = forecast.filter(pl.col("volume_id").is_in(scenarios[scenario]))
+        assert not rows["trend_break"].any(), (scenario, rows.filter("trend_break"))
+
+
 def test_inode_bound_volumes_bind_on_inodes(scored):
-    _, _, scenarios, _, risk = scored
+    _, _, scenarios, _, risk, _ = scored
     rows = risk.filter(pl.col("volume_id").is_in(scenarios["inode_bound"]))
     assert (rows["inodes_days_to_full"] < rows["bytes_days_to_full"]).all()
-    # A volume whose mounts are at their limit binds on mounts (full now) instead.
-    for row in rows.iter_rows(named=True):
-        assert row["binding_resource"] == "inodes" or (
-            row["binding_resource"] == "mounts" and row["state"] == "full"
-        ), row
+    assert set(rows["binding_resource"]) == {"inodes"}
+
+
+def test_no_volume_is_at_risk_only_for_its_mounts(scored):
+    """Mounts at their limit are mount pressure, never a time-to-full risk."""
+    _, _, _, forecast, risk, _ = scored
+    at_limit = risk.filter(pl.col("mount_count") >= pl.col("max_mounts"))
+    assert at_limit.height > 0
+    assert set(risk["binding_resource"]) <= {"bytes", "inodes"}
+    flagged = risk.filter(pl.col("risk") != "ok").join(
+        forecast.filter(pl.col("risk") != "ok").select("volume_id").unique(),
+        on="volume_id",
+        how="anti",
+    )
+    assert flagged.height == 0, flagged
 
 
 @pytest.mark.parametrize(
@@ -102,7 +143,7 @@ def test_inode_bound_volumes_bind_on_inodes(scored):
     ],
 )
 def test_scenarios_get_the_right_state(scored, scenario, states):
-    _, _, scenarios, forecast, _ = scored
+    _, _, scenarios, forecast, _, _ = scored
     rows = _rows(forecast, scenarios[scenario])
     assert rows.height == len(scenarios[scenario])
     assert set(rows["state"]) == states
@@ -114,7 +155,7 @@ def test_scenarios_get_the_right_state(scored, scenario, states):
 
 
 def test_weekly_cycles_raise_no_false_alarm(scored):
-    result, truth, scenarios, forecast, _ = scored
+    result, truth, scenarios, forecast, _, _ = scored
     rows = _rows(forecast, scenarios["weekly_cycle"]).join(
         _true_days(truth, result.as_of, "full_at_bytes"), on="volume_id"
     )
@@ -124,7 +165,7 @@ def test_weekly_cycles_raise_no_false_alarm(scored):
 
 
 def test_cleanups_restart_the_trend_after_the_drop(scored):
-    _result, _truth, scenarios, forecast, _ = scored
+    _result, _truth, scenarios, forecast, _, _ = scored
     rows = _rows(forecast, scenarios["cleanup"])
     assert rows.height == len(scenarios["cleanup"])
     # The simulator's cleanups happen between day 5 and day 25.
@@ -134,7 +175,7 @@ def test_cleanups_restart_the_trend_after_the_drop(scored):
 
 
 def test_quota_raises_forecast_against_the_current_quota(scored):
-    _result, truth, scenarios, forecast, _ = scored
+    _result, truth, scenarios, forecast, _, _ = scored
     rows = _rows(forecast, scenarios["quota_raise"]).join(
         truth.select(pl.col("id").alias("volume_id"), "max_size_bytes"), on="volume_id"
     )
@@ -142,6 +183,6 @@ def test_quota_raises_forecast_against_the_current_quota(scored):
 
 
 def test_deleted_volumes_are_not_forecast(scored):
-    _, _, scenarios, forecast, risk = scored
+    _, _, scenarios, forecast, risk, _ = scored
     assert forecast.filter(pl.col("volume_id").is_in(scenarios["deleted"])).height == 0
     assert risk.filter(pl.col("volume_id").is_in(scenarios["deleted"])).height == 0

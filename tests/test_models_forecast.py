@@ -19,6 +19,14 @@ def _cleanup(day: float) -> float:
     return 400 * GIB + 10 * GIB * day - (300 * GIB if day >= 20 else 0)
 
 
+#: Day of the lake at which the rate_change volume starts writing four times faster.
+RATE_CHANGE_DAY = 25.0
+
+
+def _rate_change(day: float) -> float:
+    return 100 * GIB + 5 * GIB * day + 15 * GIB * max(day - RATE_CHANGE_DAY, 0.0)
+
+
 SCENARIOS = [
     Volume("steady", used=noisy(linear(100 * GIB, 10 * GIB), 2 * GIB, 1)),
     Volume(
@@ -29,6 +37,7 @@ SCENARIOS = [
     ),
     Volume("weekly_cycle", used=noisy(weekly(500 * GIB, 150 * GIB), 2 * GIB, 4)),
     Volume("cleanup", used=noisy(_cleanup, 1 * GIB, 5)),
+    Volume("rate_change", used=noisy(_rate_change, 1 * GIB, 11)),
     Volume(
         "quota_raise",
         used=noisy(linear(100 * GIB, 10 * GIB), 2 * GIB, 6),
@@ -125,6 +134,31 @@ def test_cleanup_drop_restarts_the_trend_after_the_drop(warehouse):
     assert row["days_to_full"] == pytest.approx(truth, rel=0.10)
 
 
+def test_a_change_of_growth_rate_restarts_the_trend_at_the_break(warehouse):
+    """Five days of 20 GiB/day after 25 of 5 GiB/day: the forecast follows the new rate."""
+    row = forecast(warehouse, "rate_change")
+    change_at = END - timedelta(hours=HOURS - 1) + timedelta(days=RATE_CHANGE_DAY)
+    assert row["trend_break"] is True
+    assert abs(row["trend_since"] - change_at) <= timedelta(days=1)
+    assert row["growth_per_day"] == pytest.approx(20 * GIB, rel=0.05)
+    assert row["growth_per_day_before"] == pytest.approx(5 * GIB, rel=0.10)
+    truth = (1000 * GIB - _rate_change(LAST_DAY)) / (20 * GIB)
+    assert row["days_to_full"] == pytest.approx(truth, rel=0.10)
+    assert row["days_to_full_low"] <= truth <= row["days_to_full_high"]
+
+
+def test_only_a_change_of_rate_is_a_trend_break(warehouse):
+    """Steady growth, cycles, noise, cleanups and quota raises keep their single line."""
+    broken = warehouse.execute(
+        "select distinct volume_id from quota_forecast where trend_break order by 1"
+    ).fetchall()
+    assert broken == [("rate_change",)]
+    assert warehouse.execute(
+        "select count(*) from quota_forecast where not trend_break "
+        "and growth_per_day_before is not null"
+    ).fetchone() == (0,)
+
+
 def test_quota_raise_forecasts_against_the_current_quota_with_unbent_slope(warehouse):
     row = forecast(warehouse, "quota_raise")
     assert row["quota"] == 2000 * GIB
@@ -199,10 +233,24 @@ def test_brand_new_volume_has_insufficient_history(warehouse):
     )
 
 
-def test_mounts_at_max_make_mounts_the_binding_resource(warehouse):
+def test_mounts_at_their_limit_are_mount_pressure_not_a_risk(warehouse):
+    """An attached volume at max_mounts is normal: it is shown, not ranked critical."""
     row = risk(warehouse, "mounts_full")
-    assert (row["binding_resource"], row["state"], row["risk"]) == ("mounts", "full", "critical")
-    assert row["mounts_utilization"] == 1.0
+    assert (row["mount_count"], row["max_mounts"], row["mount_pressure"]) == (8, 8, 1.0)
+    assert row["binding_resource"] in ("bytes", "inodes")
+    assert (row["state"], row["risk"], row["days_to_full"]) == ("flat", "ok", None)
+
+
+def test_risk_rank_puts_already_full_first_then_the_soonest_to_fill(warehouse):
+    rows = warehouse.execute(
+        "select volume_id, state, days_to_full_low from volume_risk "
+        "where risk <> 'ok' order by risk_rank"
+    ).fetchall()
+    assert [r[0] for r in rows][:1] == ["already_full"]
+    lows = [r[2] for r in rows if r[1] != "full"]
+    assert lows == sorted(lows) and len(lows) >= 2
+    ranks = warehouse.execute("select list(risk_rank order by risk_rank) from volume_risk")
+    assert ranks.fetchone()[0] == list(range(1, len(SCENARIOS)))
 
 
 def test_every_active_volume_has_two_forecasts_and_one_risk_row(warehouse):

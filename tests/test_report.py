@@ -13,7 +13,9 @@ from tests import reportcase
 
 SECTIONS = (
     "fleet-capacity",
+    "already-full",
     "time-to-full",
+    "mount-pressure",
     "growth-leaders",
     "quota-events",
     "status",
@@ -36,6 +38,8 @@ def test_report_has_every_section_with_its_content(html: str) -> None:
         assert f'<section id="{section}">' in html, section
     assert html.count("<svg") >= 2 + 1  # fleet chart, status chart, at least one sparkline
     assert 'id="at-risk-table"' in html
+    assert 'id="already-full-table"' in html
+    assert 'id="mount-pressure-table"' in html
     assert 'id="growth-table"' in html
     assert 'id="quota-events-table"' in html
     assert 'id="freshness-table"' in html
@@ -69,17 +73,36 @@ def test_report_references_no_external_resource(html: str) -> None:
 def test_ranked_rows_have_anchors_resources_intervals_and_risk(
     written: report.WrittenReport, html: str
 ) -> None:
-    ranked = written.data.at_risk
-    assert [r["risk"] for r in ranked][:3] == ["critical"] * 3
+    full, ranked = written.data.full, written.data.at_risk
+    assert {r["volume_id"] for r in full} == {"critical", reportcase.HOSTILE_ID}
+    assert {r["state"] for r in full} == {"full"}
+    # the rest soonest first by the early end of the interval: the critical one, then warning
+    assert [r["volume_id"] for r in ranked] == ["soon", "warning"]
+    assert [r["risk"] for r in ranked] == ["critical", "warning"]
+    lows = [r["days_to_full_low"] for r in ranked]
+    assert lows == sorted(lows)
     days = [r["days_to_full"] for r in ranked if r["risk"] == "warning"]
     assert days and all(d is not None and d <= 30 for d in days)
-    for row in ranked:
+    for row in full + ranked:
         assert f'<tr id="{report.anchor(row["volume_id"])}">' in html
-    assert "mounts" in html and "4 / 4" in html
     # the warning volume: 25 GiB/day towards 1200 GiB, 80% interval shown
     warning = next(r for r in ranked if r["volume_id"] == "warning")
     assert warning["days_to_full_low"] <= warning["days_to_full"] <= warning["days_to_full_high"]
     assert report.human_days(warning["days_to_full"]) in html
+
+
+def test_mounts_at_their_limit_are_mount_pressure_not_a_risk(
+    written: report.WrittenReport, html: str
+) -> None:
+    """An attached volume at max_mounts is listed under mount pressure, never ranked critical."""
+    data = written.data
+    assert [r["volume_id"] for r in data.mount_pressure] == ["mounts"]
+    assert data.mounts_at_limit == 1
+    assert "4 / 4" in html
+    listed = [r["volume_id"] for r in data.full + data.at_risk]
+    assert "mounts" not in listed
+    assert {r["binding_resource"] for r in data.full + data.at_risk} <= {"bytes", "inodes"}
+    assert data.risk_counts.get("critical") == 3  # two full, one within a week
 
 
 def test_hostile_names_are_escaped(html: str) -> None:

@@ -2,9 +2,12 @@
 -- against max_file_count), with an 80% interval. Method and states: README, "Forecasting method".
 -- Usage is fitted on reconciliations (volume_observations) after the latest level shift in the
 -- window, as daily means once the fit spans a week; the trend must be significant to count.
+-- A change of growth rate since then (the best broken line, when it explains enough of the
+-- line's residuals) restarts the fit at the break: the current regime, not an average of two.
 -- grain: (source, volume_id, resource) for volumes in their source's latest snapshot
 -- depends on: volumes, volume_observations
 -- parameters: $as_of, $window_days, $daily_fit_days, $shift_min_share, $shift_min_steps,
+--   $break_min_gain, $break_min_points, $break_min_days,
 --   $z_interval, $z_trend, $min_history_hours, $min_observations, $stale_after,
 --   $max_forecast_days, $critical_days, $warning_days
 -- columns:
@@ -18,6 +21,8 @@
 --   growth_per_day: fitted trend, units per day
 --   growth_per_day_low: lower bound of the trend's 80% interval
 --   growth_per_day_high: upper bound of the trend's 80% interval
+--   trend_break: true when the fit starts at a change of growth rate (not a level shift)
+--   growth_per_day_before: the growth rate before that change; null without a break
 --   days_to_full: days until the trend meets the current quota; null when not filling
 --   full_at: as_of + days_to_full
 --   days_to_full_low: earliest fill in the 80% interval (from growth_per_day_high)
@@ -27,7 +32,7 @@
 --     `stale`
 --   risk: `critical` (full within 7 days), `warning` (within 30 days) or `ok`
 --   trend_since: start of the fit: the first observation after the latest level shift in the
---     window
+--     window, or after the latest change of growth rate when there is one
 --   last_reconciled_at: the latest reconciliation
 --   observations: reconciliations since trend_since
 --   fit_points: points in the fit (daily means once the fit spans a week)
@@ -101,7 +106,7 @@ level_shifts as (
     group by steps.source, steps.volume_id, steps.resource
 ),
 
-fit_points as (
+since_shift as (
     select points.*
     from points
     left join level_shifts
@@ -111,7 +116,7 @@ fit_points as (
     where points.x >= coalesce(level_shifts.shift_x, -1e9)
 ),
 
-history as (
+shift_history as (
     select
         source,
         volume_id,
@@ -119,24 +124,179 @@ history as (
         count(*) as observations,
         min(reconciled_at) as trend_since,
         (max(x) - min(x)) * 24 as history_hours
-    from fit_points
+    from since_shift
     group by source, volume_id, resource
 ),
 
-buckets as (
+shift_buckets as (
     -- daily means once the fit spans a week: daily and weekly cycles average out instead of
     -- looking like trends, and hourly noise no longer inflates the sample size
-    select fit_points.source, fit_points.volume_id, fit_points.resource, avg(x) as x, avg(y) as y
-    from fit_points
-    inner join history
-        on fit_points.source = history.source
-        and fit_points.volume_id = history.volume_id
-        and fit_points.resource = history.resource
+    select
+        since_shift.source,
+        since_shift.volume_id,
+        since_shift.resource,
+        avg(x) as x,
+        avg(y) as y,
+        -- half a bucket: a break found at a daily mean may lie up to there
+        case when shift_history.history_hours >= 24 * $daily_fit_days then 0.5 else 0.0 end
+            as half_width
+    from since_shift
+    inner join shift_history
+        on since_shift.source = shift_history.source
+        and since_shift.volume_id = shift_history.volume_id
+        and since_shift.resource = shift_history.resource
     group by
-        fit_points.source,
-        fit_points.volume_id,
-        fit_points.resource,
-        case when history.history_hours >= 24 * $daily_fit_days then ceil(x) else x end
+        since_shift.source,
+        since_shift.volume_id,
+        since_shift.resource,
+        case when shift_history.history_hours >= 24 * $daily_fit_days then ceil(x) else x end,
+        half_width
+),
+
+centered as (
+    -- centred per series, so the sums of squares below keep their precision
+    select
+        source,
+        volume_id,
+        resource,
+        x,
+        half_width,
+        x - avg(x) over series as xc,
+        y - avg(y) over series as yc,
+        count(*) over series as n,
+        min(x) over series as x_first,
+        max(x) over series as x_last
+    from shift_buckets
+    window series as (partition by source, volume_id, resource)
+),
+
+suffix_sums as (
+    -- for each candidate breakpoint c (a point's x), the sums over the points from c on
+    select
+        *,
+        count(*) over later as r_n,
+        sum(xc) over later as r_x,
+        sum(yc) over later as r_y,
+        sum(xc * xc) over later as r_xx,
+        sum(xc * yc) over later as r_xy,
+        sum(xc * xc) over series as s_xx,
+        sum(xc * yc) over series as s_xy,
+        sum(yc * yc) over series as s_yy
+    from centered
+    window
+        series as (partition by source, volume_id, resource),
+        later as (
+            partition by source, volume_id, resource order by x desc
+            rows between unbounded preceding and current row
+        )
+),
+
+hinge_sums as (
+    -- a broken line y = a + b1 x + b2 (x - c)+ (continuous at c: a change of rate, not of
+    -- level) is a line plus one regressor h = (x - c)+, whose sums come from the suffix sums;
+    -- partialling x out of h and y gives its gain over the line in closed form
+    select
+        *,
+        (r_x - xc * r_n) as h,
+        (r_xx - 2 * xc * r_x + xc * xc * r_n) as hh,
+        (r_xx - xc * r_x) as hx,
+        (r_xy - xc * r_y) as hy
+    from suffix_sums
+    where s_xx > 0
+),
+
+hinges as (
+    select
+        source,
+        volume_id,
+        resource,
+        x as break_x,
+        half_width,
+        n,
+        r_n,
+        s_xx,
+        s_xy,
+        s_yy - s_xy * s_xy / s_xx as sse_line,
+        hy - hx * s_xy / s_xx as hy_x,
+        hh - h * h / n - hx * hx / s_xx as hh_x,
+        hx
+    from hinge_sums
+    where r_n >= $break_min_points
+        and x_last - x >= $break_min_days
+        and x - x_first >= $break_min_days
+),
+
+breaks as (
+    -- the breakpoint that explains most of the line's residuals, kept only when it explains
+    -- at least $break_min_gain of them: steady growth, noise and cycles leave the line alone.
+    -- The new regime is fitted from the end of the break's daily bucket: a day of the old rate
+    -- in the fit would tilt it more than a day less of the new one
+    select
+        source,
+        volume_id,
+        resource,
+        arg_max(break_x + half_width, hy_x * hy_x / hh_x) as break_x,
+        arg_max((s_xy - hy_x / hh_x * hx) / s_xx, hy_x * hy_x / hh_x) as growth_before
+    from hinges
+    where hh_x > 0 and sse_line > 0
+    group by source, volume_id, resource
+    having max(hy_x * hy_x / hh_x / sse_line) >= $break_min_gain
+),
+
+break_points as (
+    select since_shift.*
+    from since_shift
+    inner join breaks
+        on since_shift.source = breaks.source
+        and since_shift.volume_id = breaks.volume_id
+        and since_shift.resource = breaks.resource
+    where since_shift.x >= breaks.break_x
+),
+
+break_history as (
+    select
+        source,
+        volume_id,
+        resource,
+        count(*) as observations,
+        min(reconciled_at) as trend_since,
+        (max(x) - min(x)) * 24 as history_hours
+    from break_points
+    group by source, volume_id, resource
+),
+
+fit_points as (
+    select * from since_shift
+    anti join breaks using (source, volume_id, resource)
+    union all
+    select * from break_points
+),
+
+history as (
+    select * from shift_history
+    anti join breaks using (source, volume_id, resource)
+    union all
+    select * from break_history
+),
+
+buckets as (
+    -- series without a break keep their buckets; the current regime of the others is
+    -- bucketed again (a fit under a week uses each reconciliation)
+    select source, volume_id, resource, x, y from shift_buckets
+    anti join breaks using (source, volume_id, resource)
+    union all
+    select break_points.source, break_points.volume_id, break_points.resource, avg(x) as x,
+        avg(y) as y
+    from break_points
+    inner join break_history
+        on break_points.source = break_history.source
+        and break_points.volume_id = break_history.volume_id
+        and break_points.resource = break_history.resource
+    group by
+        break_points.source,
+        break_points.volume_id,
+        break_points.resource,
+        case when break_history.history_hours >= 24 * $daily_fit_days then ceil(x) else x end
 ),
 
 fits as (
@@ -260,6 +420,8 @@ joined as (
         history.observations,
         history.trend_since,
         history.history_hours,
+        breaks.break_x is not null as trend_break,
+        breaks.growth_before,
         classified.fit_points,
         classified.slope,
         classified.slope_low,
@@ -284,6 +446,10 @@ joined as (
         on current_usage.source = observation_noise.source
         and current_usage.volume_id = observation_noise.volume_id
         and current_usage.resource = observation_noise.resource
+    left join breaks
+        on current_usage.source = breaks.source
+        and current_usage.volume_id = breaks.volume_id
+        and current_usage.resource = breaks.resource
 ),
 
 states as (
@@ -364,7 +530,9 @@ final as (
         case when state not in ('insufficient_history') then slope_low end
             as growth_per_day_low,
         case when state not in ('insufficient_history') then slope_high end
-            as growth_per_day_high
+            as growth_per_day_high,
+        trend_break,
+        case when trend_break then growth_before end as growth_per_day_before
     from days
 )
 

@@ -1,6 +1,9 @@
--- One row per active volume: its binding resource (the one that fills first among bytes,
--- inodes and mounts), with that resource's days to full and risk, so a dashboard sorts one list.
--- Mounts are not forecast: mount pressure is the current mount_count / max_mounts, `full` at 100%.
+-- One row per active volume: its binding resource (whichever of bytes and inodes fills first),
+-- with that resource's days to full and risk, and `risk_rank`, the one ordering every at-risk
+-- list uses: volumes already full first (fullest first), then by how soon they may fill
+-- (days_to_full_low), then the rest.
+-- Mounts are no time-to-full risk: `mount_count = max_mounts` is the normal state of an attached
+-- single-mount volume. Mount pressure (mount_count / max_mounts) is a signal of its own.
 -- grain: (source, volume_id)
 -- depends on: quota_forecast, volumes
 -- parameters: $as_of
@@ -9,7 +12,8 @@
 --   volume_id: the volume, unique within its source
 --   name: display name
 --   as_of: the build's as_of: the latest snapshot_at in the lake
---   binding_resource: `bytes`, `inodes` or `mounts`: the resource that fills first
+--   binding_resource: `bytes` or `inodes`, whichever fills first (mounts are no time-to-full
+--     risk)
 --   current: usage of the binding resource
 --   quota: quota of the binding resource; null = unlimited
 --   utilization: current / quota
@@ -23,7 +27,12 @@
 --   bytes_utilization: bytes used / byte quota
 --   inodes_days_to_full: days to full for inodes
 --   inodes_utilization: inodes used / file-count quota
---   mounts_utilization: mount_count / max_mounts (mount pressure, full at 100%)
+--   mount_count: mounts now
+--   max_mounts: the mount limit; null = unlimited
+--   mount_pressure: mount_count / max_mounts: at 1 the volume takes no more mounts, normal for
+--     an attached single-mount volume, so a signal of its own, never a risk
+--   risk_rank: the one at-risk ordering (report, demo, Dagster metadata): volumes already full
+--     first (fullest first), then by days_to_full_low, then days_to_full, then the rest
 with
 
 forecasts as (
@@ -34,35 +43,6 @@ active_volumes as (
     select * from volumes where is_active
 ),
 
-mounts as (
-    select
-        source,
-        volume_id,
-        'mounts' as resource,
-        cast(mount_count as bigint) as current,
-        cast(max_mounts as bigint) as quota,
-        mount_count / nullif(max_mounts, 0) as utilization,
-        case when mount_count >= max_mounts then 0.0 end as days_to_full,
-        case when mount_count >= max_mounts then $as_of end as full_at,
-        case when mount_count >= max_mounts then 0.0 end as days_to_full_low,
-        case when mount_count >= max_mounts then 0.0 end as days_to_full_high,
-        case
-            when max_mounts is null then 'unbounded'
-            when mount_count >= max_mounts then 'full'
-            else 'not_forecast'
-        end as state,
-        case when mount_count >= max_mounts then 'critical' else 'ok' end as risk
-    from active_volumes
-),
-
-candidates as (
-    select source, volume_id, resource, current, quota, utilization, days_to_full, full_at,
-        days_to_full_low, days_to_full_high, state, risk
-    from forecasts
-    union all
-    select * from mounts
-),
-
 ranked as (
     select
         *,
@@ -70,7 +50,7 @@ ranked as (
             partition by source, volume_id
             order by days_to_full asc nulls last, utilization desc nulls last, resource
         ) as rank
-    from candidates
+    from forecasts
 ),
 
 by_resource as (
@@ -80,13 +60,12 @@ by_resource as (
         max(days_to_full) filter (where resource = 'bytes') as bytes_days_to_full,
         max(utilization) filter (where resource = 'bytes') as bytes_utilization,
         max(days_to_full) filter (where resource = 'inodes') as inodes_days_to_full,
-        max(utilization) filter (where resource = 'inodes') as inodes_utilization,
-        max(utilization) filter (where resource = 'mounts') as mounts_utilization
-    from candidates
+        max(utilization) filter (where resource = 'inodes') as inodes_utilization
+    from forecasts
     group by source, volume_id
 ),
 
-final as (
+joined as (
     select
         ranked.source,
         ranked.volume_id,
@@ -106,7 +85,9 @@ final as (
         by_resource.bytes_utilization,
         by_resource.inodes_days_to_full,
         by_resource.inodes_utilization,
-        by_resource.mounts_utilization
+        active_volumes.mount_count,
+        active_volumes.max_mounts,
+        active_volumes.mount_count / nullif(active_volumes.max_mounts, 0) as mount_pressure
     from ranked
     inner join active_volumes
         on ranked.source = active_volumes.source
@@ -115,6 +96,22 @@ final as (
         on ranked.source = by_resource.source
         and ranked.volume_id = by_resource.volume_id
     where ranked.rank = 1
+),
+
+final as (
+    select
+        *,
+        row_number() over (
+            order by
+                case when state = 'full' then 0 when risk <> 'ok' then 1 else 2 end,
+                case when state = 'full' then -utilization end nulls last,
+                days_to_full_low nulls last,
+                days_to_full nulls last,
+                utilization desc nulls last,
+                source,
+                volume_id
+        ) as risk_rank
+    from joined
 )
 
 select * from final

@@ -1,0 +1,150 @@
+"""forecast_backtest and forecast_accuracy on a seeded lake whose fills are known in advance."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import duckdb
+import pytest
+
+from pipelines.warehouse import build_warehouse, connect_published
+from tests.lakegen import END, GIB, Volume, linear, snapshots, write_lake
+
+HOURS = 30 * 24
+START = END - timedelta(hours=HOURS - 1)
+#: The day of the lake at which `late_surge` starts writing 100 GiB/day.
+SURGE_DAY = 15
+
+
+def _late_surge(day: float) -> float:
+    return 300 * GIB + 100 * GIB * max(day - SURGE_DAY, 0.0)
+
+
+SCENARIOS = [
+    # 500 GiB + 25 GiB/day against 1000 GiB: full on day 20
+    Volume("fills", used=linear(500 * GIB, 25 * GIB)),
+    # 100 GiB + 10 GiB/day: 400 GiB by the end, never full
+    Volume("steady", used=linear(100 * GIB, 10 * GIB)),
+    Volume("late_surge", used=_late_surge),
+]
+FILLS_AT = START + timedelta(days=20)
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> duckdb.DuckDBPyConnection:
+    data_dir = tmp_path_factory.mktemp("backtest")
+    write_lake(data_dir, snapshots(SCENARIOS, hours=HOURS))
+    # an earlier build records the production forecast the backtest scores as `volcap`
+    build_warehouse(data_dir, as_of=END - timedelta(hours=18))
+    build_warehouse(data_dir)
+    con = connect_published(data_dir)
+    con.execute("set timezone = 'UTC'")
+    yield con
+    con.close()
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> list[dict]:
+    cursor = con.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def test_origins_are_each_midnight_with_a_day_of_data_before_it(warehouse):
+    origins = warehouse.execute(
+        "select distinct origin from forecast_backtest where method = 'naive_7d' order by 1"
+    ).fetchall()
+    first = (START + timedelta(days=1)).replace(hour=0)
+    assert [o for (o,) in origins] == [first + timedelta(days=i) for i in range(len(origins))]
+    assert origins[-1][0] <= END
+
+
+def test_a_volume_that_filled_is_scored_against_the_snapshot_it_filled_at(warehouse):
+    scored = rows(
+        warehouse,
+        "select * from forecast_backtest where volume_id = 'fills' and resource = 'bytes' "
+        "and method = 'predict_linear_window' and origin < $fills order by origin",
+        {"fills": FILLS_AT},
+    )
+    assert len(scored) >= 15
+    for row in scored:
+        truth = (FILLS_AT - row["origin"]).total_seconds() / 86400
+        assert row["filled_at"] == FILLS_AT
+        assert not row["censored"]
+        assert row["days_until_filled"] == pytest.approx(truth)
+        assert row["days_to_full"] == pytest.approx(truth, abs=0.1)
+        assert row["abs_error_days"] < 0.1
+        assert row["risk"] == ("critical" if truth <= 7 else "warning" if truth <= 30 else "ok")
+    after = rows(
+        warehouse,
+        "select state from forecast_backtest where volume_id = 'fills' and resource = 'bytes' "
+        "and origin > $fills",
+        {"fills": FILLS_AT},
+    )
+    assert after and {r["state"] for r in after} == {"full"}
+
+
+def test_a_volume_that_never_filled_is_censored_without_an_error(warehouse):
+    steady = rows(
+        warehouse,
+        "select * from forecast_backtest where volume_id = 'steady' and resource = 'bytes'",
+    )
+    assert steady
+    assert all(r["censored"] for r in steady)
+    assert {r["filled_at"] for r in steady} == {None}
+    assert {r["abs_error_days"] for r in steady} == {None}
+
+
+def test_no_forecast_sees_data_from_after_its_origin(warehouse):
+    """The surge starts on day 15: no origin before it can know, every one after it does."""
+    surge = START + timedelta(days=SURGE_DAY)
+    before = rows(
+        warehouse,
+        "select * from forecast_backtest where volume_id = 'late_surge' and resource = 'bytes' "
+        "and method <> 'volcap' and origin <= $surge",
+        {"surge": surge},
+    )
+    assert before
+    assert all(r["state"] != "filling" for r in before), before
+    later = rows(
+        warehouse,
+        "select * from forecast_backtest where volume_id = 'late_surge' and resource = 'bytes' "
+        "and method = 'predict_linear_6h' and origin > $later",
+        {"later": surge + timedelta(days=1)},
+    )
+    assert later and {r["state"] for r in later} == {"filling", "full"}
+
+
+def test_volcap_is_the_forecast_recorded_by_the_last_build_before_the_origin(warehouse):
+    recorded = rows(
+        warehouse,
+        "select * from quota_forecast_history where as_of = $at and volume_id = 'steady' "
+        "and resource = 'bytes'",
+        {"at": END - timedelta(hours=18)},
+    )
+    assert len(recorded) == 1
+    volcap = rows(
+        warehouse,
+        "select * from forecast_backtest where method = 'volcap' and volume_id = 'steady' "
+        "and resource = 'bytes'",
+    )
+    assert len(volcap) == 1
+    origin = volcap[0]["origin"]
+    assert timedelta(0) <= origin - (END - timedelta(hours=18)) < timedelta(days=1)
+    shift = (origin - (END - timedelta(hours=18))).total_seconds() / 86400
+    assert volcap[0]["days_to_full"] == pytest.approx(recorded[0]["days_to_full"] - shift)
+    assert volcap[0]["state"] == recorded[0]["state"]
+
+
+def test_accuracy_scores_each_method_per_horizon(warehouse):
+    accuracy = {
+        (r["method"], r["horizon"]): r for r in rows(warehouse, "select * from forecast_accuracy")
+    }
+    for method in ("predict_linear_window", "naive_7d", "predict_linear_6h"):
+        week = accuracy[(method, "≤ 7 d")]
+        assert week["scored"] >= 5
+        assert week["mae_days"] < 0.5
+        assert 0 < week["alert_recall"] <= 1
+    window = accuracy[("predict_linear_window", "≤ 30 d")]
+    assert window["median_lead_days"] > 7
+    # the steady volume's forecasts are never scored, only counted as censored
+    assert sum(r["censored"] for r in accuracy.values()) > 0
