@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from pipelines.assets.marts import MART_ASSETS, MART_CHECKS, model_key
+from pipelines.models import models
 from pipelines.resources import WarehouseResource
 from pipelines.warehouse import (
     PUBLIC_TABLES,
@@ -144,7 +145,7 @@ def test_warehouse_assets_materialize_and_their_checks_pass(tmp_path):
         e.event_specific_data.materialization.asset_key
         for e in result.get_asset_materialization_events()
     }
-    assert keys == {model_key(t) for t in [*PUBLIC_TABLES, "volume_observations"]}
+    assert keys == {model_key(t) for t in models()}
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) == len(MART_CHECKS)
     assert all(e.passed for e in evaluations), [

@@ -133,7 +133,16 @@ baseline_forecasts as (
         end as days_point,
         cast(null as double) as days_to_full_low,
         cast(null as double) as days_to_full_high
-    from baselines
+    -- a slope within float noise of zero is zero: sums over x in days since 2020 cancel to
+    -- about 1e-11 of the level, so an incremental and a full build could otherwise call the
+    -- same flat series `flat` and `shrinking`
+    from (
+        select * replace (
+            case when abs(slope) <= 1e-9 * greatest(abs(current), 1.0) then 0.0 else slope end
+            as slope
+        )
+        from baselines
+    )
 ),
 
 origins as (
