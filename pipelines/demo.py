@@ -364,6 +364,7 @@ def _run(
 
     import dagster as dg
 
+    from pipelines.receipts import accuracy, one_line
     from pipelines.runner import run_build, run_report
     from pipelines.warehouse import connect_published
 
@@ -403,6 +404,7 @@ def _run(
             """
         ).fetchone()
         assert fleet is not None
+        receipts = one_line(accuracy(con))
     count, used, quota, utilization, first_used, growth, snapshot_rows, events = fleet
     total_runs = instance.get_runs_count()
 
@@ -418,6 +420,7 @@ def _run(
         f"over {days} days, {human_bytes(growth)}/day over the last 7; "
         f"{built.critical} critical, {built.warning} warning; {events:,} quota changes."
     )
+    console.print(f"[bold]Receipts[/]: {receipts} (table: forecast_accuracy)")
     console.print(
         f"[bold]Where things are[/]\n"
         f"  report     {report_path}\n"

@@ -148,3 +148,23 @@ def test_accuracy_scores_each_method_per_horizon(warehouse):
     assert window["median_lead_days"] > 7
     # the steady volume's forecasts are never scored, only counted as censored
     assert sum(r["censored"] for r in accuracy.values()) > 0
+
+
+def test_the_receipts_read_as_one_line_and_as_a_table(warehouse):
+    from pipelines import receipts
+
+    figures = receipts.accuracy(warehouse)
+    line = receipts.one_line(figures)
+    scored = [r for r in figures if r["horizon"] == receipts.HEADLINE_HORIZON and r["scored"]]
+    assert scored, figures  # `fills` fills on day 20: forecasts due within 7 days are scored
+    assert line.startswith(f"Forecasts due {receipts.HEADLINE_HORIZON}, mean absolute error: ")
+    for row in scored:
+        assert f"{row['method']} {row['mae_days']:.1f} d ({int(row['scored']):,} scored)" in line
+    table = receipts.markdown(figures).splitlines()
+    assert len(table) == 2 + len(figures)
+    assert {r["method"] for r in figures} <= {
+        "volcap",
+        "predict_linear_6h",
+        "predict_linear_window",
+        "naive_7d",
+    }

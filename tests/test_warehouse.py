@@ -146,6 +146,12 @@ def test_warehouse_assets_materialize_and_their_checks_pass(tmp_path):
         for e in result.get_asset_materialization_events()
     }
     assert keys == {model_key(t) for t in models()}
+    [receipts] = [
+        e.event_specific_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.event_specific_data.materialization.asset_key == model_key("forecast_accuracy")
+    ]
+    assert receipts["accuracy"].value.startswith("| horizon | method | forecasts |")
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) == len(MART_CHECKS)
     assert all(e.passed for e in evaluations), [

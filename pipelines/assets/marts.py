@@ -9,6 +9,8 @@ import dagster as dg
 
 from pipelines import warehouse as engine
 from pipelines.models import models
+from pipelines.receipts import accuracy
+from pipelines.receipts import markdown as receipts_table
 from pipelines.resources import WarehouseResource
 
 #: Warehouse tables sit under this key prefix: the lake asset is also called volume_snapshots.
@@ -78,6 +80,7 @@ def warehouse_models(
     context.log.info(result.summary())
     with engine.connect_published(warehouse.path) as con:
         preview = _risk_preview(engine.top_at_risk(con))
+        receipts = receipts_table(accuracy(con))
     for name in models():
         metadata: dict[str, Any] = {
             "dagster/row_count": dg.MetadataValue.int(result.rows[name]),
@@ -94,6 +97,8 @@ def warehouse_models(
             metadata["critical"] = dg.MetadataValue.int(result.critical)
             metadata["warning"] = dg.MetadataValue.int(result.warning)
             metadata["top_at_risk"] = dg.MetadataValue.md(preview)
+        if name == "forecast_accuracy":
+            metadata["accuracy"] = dg.MetadataValue.md(receipts)
         yield dg.MaterializeResult(asset_key=model_key(name), metadata=metadata)
 
 
