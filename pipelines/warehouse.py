@@ -52,7 +52,8 @@ INFO_TABLE = "_build_info"
 #: Bump when the engine's incremental logic changes, so the next build is a full one.
 ENGINE_VERSION = 1
 
-#: Tables verified before publishing and exported to `marts/<table>.parquet`.
+#: Tables verified before publishing; all but volume_snapshots are exported to
+#: `marts/<table>.parquet`.
 PUBLIC_TABLES: tuple[str, ...] = (
     "volume_snapshots",
     "volumes",
@@ -64,6 +65,13 @@ PUBLIC_TABLES: tuple[str, ...] = (
     "volume_risk",
     "quota_forecast_history",
 )
+#: The tables exported to `marts/<table>.parquet` on every build. volume_snapshots is not: its
+#: Parquet form is the lake itself (`lake/volume_snapshots/snapshot_date=*/`), and re-exporting
+#: the whole hourly history cost more than the rest of an incremental build.
+EXPORTED_TABLES: tuple[str, ...] = tuple(t for t in PUBLIC_TABLES if t != "volume_snapshots")
+#: Written by builds before EXPORTED_TABLES left volume_snapshots out; removed by the next build
+#: so no reader keeps reading a file that no longer follows the warehouse.
+RETIRED_EXPORTS: tuple[str, ...] = ("volume_snapshots.parquet",)
 
 
 class BuildError(RuntimeError):
@@ -763,7 +771,7 @@ def _build(
             step = time.perf_counter()
             if export_parquet:
                 marts_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-                for name in PUBLIC_TABLES:
+                for name in EXPORTED_TABLES:
                     final = marts_dir / f"{name}.parquet"
                     temporary = marts_dir / f"{name}.parquet.{token}.tmp"
                     con.execute(
@@ -790,6 +798,8 @@ def _build(
         os.replace(building, published)
         for temporary, final in staged.values():
             os.replace(temporary, final)
+        for retired in RETIRED_EXPORTS:
+            (marts_dir / retired).unlink(missing_ok=True)
     except BaseException:
         for leftover in data_dir.glob(f"{WAREHOUSE_FILE}.{token}.building*"):
             _remove(leftover)

@@ -14,6 +14,7 @@ import pytest
 from pipelines.assets.marts import MART_ASSETS, MART_CHECKS, model_key
 from pipelines.resources import WarehouseResource
 from pipelines.warehouse import (
+    EXPORTED_TABLES,
     PUBLIC_TABLES,
     EmptyLakeError,
     build_warehouse,
@@ -44,12 +45,21 @@ def test_build_reports_rows_risk_counts_and_publishes_private_files(tmp_path):
     assert result.as_of == END
     assert "2 active volumes" in result.summary()
     assert stat.S_IMODE(result.path.stat().st_mode) & 0o007 == 0
-    for table in PUBLIC_TABLES:
+    for table in EXPORTED_TABLES:
         exported = tmp_path / "marts" / f"{table}.parquet"
         assert stat.S_IMODE(exported.stat().st_mode) & 0o007 == 0
         count = duckdb.execute("select count(*) from read_parquet(?)", [str(exported)]).fetchone()
         assert count == (result.rows[table],)
     assert sorted(p.name for p in tmp_path.iterdir() if "building" in p.name) == []
+
+
+def test_the_hourly_history_is_not_exported_and_an_old_export_is_removed(tmp_path):
+    lake(tmp_path)
+    (tmp_path / "marts").mkdir()
+    (tmp_path / "marts" / "volume_snapshots.parquet").write_bytes(b"an older build's export")
+    build_warehouse(tmp_path)
+    assert "volume_snapshots" not in EXPORTED_TABLES
+    assert not (tmp_path / "marts" / "volume_snapshots.parquet").exists()
 
 
 def test_leftovers_of_a_killed_build_are_removed(tmp_path):
