@@ -11,9 +11,17 @@ from pathlib import Path
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
+#: Relations the engine derives from a model and keeps up to date with it: a model reading
+#: one depends on that model.
+DERIVED: dict[str, str] = {"volume_observation_steps": "volume_observations"}
 #: Relations the engine provides before any model runs (not models themselves).
 SOURCES: frozenset[str] = frozenset(
-    {"lake_volume_snapshots", "previous_quota_forecast_history", "volume_observations_before"}
+    {
+        "lake_volume_snapshots",
+        "previous_quota_forecast_history",
+        "volume_observations_before",
+        *DERIVED,
+    }
 )
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -24,6 +32,9 @@ _PARAMETER = re.compile(r"\$([a-z_][a-z0-9_]*)")
 #: `-- incremental: <column>` in a model's header: an incremental build deletes the rows whose
 #: <column> falls on or after $since and inserts what the model returns for those days.
 _INCREMENTAL = re.compile(r"^--\s*incremental:\s*([a-z_][a-z0-9_]*)\b", re.MULTILINE)
+#: `-- materialized: view` in a model's header: the build declares a view instead of a table
+#: (its parameters are written into the view as literals).
+_MATERIALIZED = re.compile(r"^--\s*materialized:\s*(table|view)\b", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,8 @@ class Model:
     parameters: tuple[str, ...]
     #: the column an incremental build replaces rows by (from $since on); None: rebuilt whole
     incremental: str | None = None
+    #: "table", or "view": declared, not computed, by every build
+    materialized: str = "table"
 
 
 def _header(text: str) -> str:
@@ -68,17 +81,26 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
         relations = {m.lower() for m in _RELATION.findall(body)}
         header = "\n".join(takewhile(lambda line: line.startswith("--"), text.splitlines()))
         incremental = _INCREMENTAL.search(header)
+        materialized = _MATERIALIZED.search(header)
         models[path.stem] = Model(
             name=path.stem,
             layer=path.parent.name,
             path=path,
             sql=text,
             description=_header(text),
-            deps=tuple(sorted((relations & names) - {path.stem})),
+            deps=tuple(
+                sorted(
+                    ((relations & names) | {DERIVED[r] for r in relations & DERIVED.keys()})
+                    - {path.stem}
+                )
+            ),
             sources=tuple(sorted(relations & SOURCES)),
             parameters=tuple(sorted(set(_PARAMETER.findall(body)))),
             incremental=incremental.group(1) if incremental else None,
+            materialized=materialized.group(1) if materialized else "table",
         )
+        if incremental and materialized and materialized.group(1) == "view":
+            raise ValueError(f"a view cannot be incremental: {path}")
         if incremental and "since" not in models[path.stem].parameters:
             raise ValueError(f"incremental model {path} does not use $since")
     order = TopologicalSorter({m.name: set(m.deps) for m in models.values()})
