@@ -27,7 +27,6 @@ from typing import Any
 import duckdb
 
 from pipelines import config, settings
-from pipelines.contract import LAKE_DUCKDB_TYPES
 from pipelines.lake import DIR_MODE, FILE_MODE, LAKE_TABLE, exclusive_lock
 from pipelines.models import Model, models
 from pipelines.objectstore import Remote
@@ -214,6 +213,9 @@ def _lake_file_groups(data_dir: Path, since: date = EPOCH) -> tuple[list[str], l
 
 def _lake_columns() -> str:
     """The lake's columns cast to the contract's types (`source` defaults to 'default')."""
+    # imported here: the contract module loads polars, which a build does not otherwise need
+    from pipelines.contract import LAKE_DUCKDB_TYPES
+
     return ",\n    ".join(
         f"cast(coalesce({name}, 'default') as {duckdb_type}) as {name}"
         if name == "source"
@@ -569,6 +571,8 @@ def _lake_manifest(data_dir: Path) -> dict[str, _LakeFile]:
 
 def _fingerprint() -> str:
     """What the warehouse's tables depend on besides the lake: the models and the engine."""
+    from pipelines.contract import LAKE_DUCKDB_TYPES
+
     digest = hashlib.sha256(f"engine {ENGINE_VERSION}\n{LAKE_DUCKDB_TYPES}\n".encode())
     for model in models().values():
         digest.update(f"{model.name}\n{model.sql}\n".encode())
