@@ -817,6 +817,34 @@ def _update_observation_steps(
     )
 
 
+HISTORY_TABLE = "quota_forecast_history"
+
+
+def _append_history(con: duckdb.DuckDBPyConnection, bindings: dict[str, Any]) -> None:
+    """An incremental build's quota_forecast_history: its copy of the published one, less the
+    rows sql/marts/quota_forecast_history.sql drops (this as_of's, and the older builds that
+    are not the last of their UTC day), plus this build's forecasts — the model's rows,
+    without re-reading every earlier build's (the table grows with the builds kept)."""
+    con.execute(f"delete from {HISTORY_TABLE} where as_of = $as_of", {"as_of": bindings["as_of"]})
+    con.execute(
+        f"""
+        delete from {HISTORY_TABLE}
+        where as_of < $as_of - to_days(cast($history_every_build_days as integer))
+            and as_of not in (
+                select max(as_of) from {HISTORY_TABLE} group by cast(as_of as date)
+            )
+        """,
+        {
+            "as_of": bindings["as_of"],
+            "history_every_build_days": bindings["history_every_build_days"],
+        },
+    )
+    con.execute(
+        f"insert into {HISTORY_TABLE} by name select *, $built_at as built_at from quota_forecast",
+        {"built_at": bindings["built_at"]},
+    )
+
+
 def _replace_from(
     con: duckdb.DuckDBPyConnection, model: Model, bindings: dict[str, Any], since: date
 ) -> None:
@@ -986,9 +1014,10 @@ def _build(
                 # rows kept from the previous build are those before `since`: these would
                 # duplicate them
                 raise _FullBuildNeeded(f"lake files from {since} on hold earlier snapshots")
-            step = time.perf_counter()
-            _load_previous_history(con, data_dir)
-            timings["history"] = round(time.perf_counter() - step, 3)
+            if since is None:  # an incremental build keeps the history of its copy
+                step = time.perf_counter()
+                _load_previous_history(con, data_dir)
+                timings["history"] = round(time.perf_counter() - step, 3)
             bindings = {
                 **params.bindings(as_of, datetime.now(UTC)),
                 "since": since or EPOCH,
@@ -1038,6 +1067,8 @@ def _build(
                     _prepare_observations_before(con, since, replaced)
                 if since is not None and model.incremental:
                     _replace_from(con, model, bindings, since)
+                elif since is not None and model.name == HISTORY_TABLE:
+                    _append_history(con, bindings)
                 else:
                     run_model(con, model, bindings)
                 timings[model.name] = round(time.perf_counter() - step, 3)
