@@ -17,7 +17,6 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.contract import LAKE_DUCKDB_TYPES
 from pipelines.models import Model, models
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -78,6 +77,8 @@ def _table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> list[str
 
 def render_lake_columns() -> str:
     """The lake's column table: type from the contract, meaning from volume_snapshots' header."""
+    from pipelines.contract import LAKE_DUCKDB_TYPES  # polars: not on the build's path
+
     described = column_comments("volume_snapshots")
     rows = [
         (f"`{column}`", _LAKE_TYPE_NAMES.get(kind, kind.lower()), described.get(column, ""))

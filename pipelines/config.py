@@ -8,6 +8,7 @@ arrive seconds later. Imports nothing heavy.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -104,11 +105,6 @@ def object_store_allows_http(environ: Mapping[str, str] | None = None) -> bool:
     return _env(environ).get("AWS_ALLOW_HTTP", "").lower() in ("1", "true")
 
 
-def dagster_home(environ: Mapping[str, str] | None = None) -> str | None:
-    """`DAGSTER_HOME`, where runs are recorded (None: an ephemeral instance)."""
-    return _env(environ).get("DAGSTER_HOME") or None
-
-
 def secret(variable: str, environ: Mapping[str, str] | None = None) -> str:
     """The value of the variable a key is read from ('' when unset), read when it is used."""
     return _env(environ).get(variable, "")
@@ -167,6 +163,34 @@ def sources(environ: Mapping[str, str] | None = None) -> tuple[Source, ...]:
     return loaded
 
 
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+
+
+def build_memory_limit(environ: Mapping[str, str] | None = None) -> str:
+    """`VOLCAP_BUILD_MEMORY_LIMIT` (e.g. 1.5GB, 800MiB): DuckDB's memory limit for a build.
+    Default: a share of physical memory (settings.BUILD_MEMORY_SHARE) within fixed bounds."""
+    raw = _env(environ).get("VOLCAP_BUILD_MEMORY_LIMIT", "").strip()
+    if raw:
+        if not _MEMORY.match(raw):
+            raise ConfigError(
+                f"VOLCAP_BUILD_MEMORY_LIMIT={raw!r} is not an amount of memory; expected e.g. "
+                "1.5GB or 800MiB"
+            )
+        return raw.replace(" ", "")
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):  # not exposed on this platform
+        physical = 4 * settings.BUILD_MEMORY_MAX_BYTES
+    share = int(physical * settings.BUILD_MEMORY_SHARE)
+    limit = max(settings.BUILD_MEMORY_MIN_BYTES, min(share, settings.BUILD_MEMORY_MAX_BYTES))
+    return f"{limit // 2**20}MiB"
+
+
+def dagster_home(environ: Mapping[str, str] | None = None) -> str:
+    """`DAGSTER_HOME`: where Dagster records runs ("" when unset: runs are not recorded)."""
+    return _env(environ).get("DAGSTER_HOME", "").strip()
+
+
 def check_ingest(environ: Mapping[str, str] | None = None) -> tuple[Source, ...]:
     """Everything `volcap ingest` needs, validated; the sources it will snapshot."""
     env = _env(environ)
@@ -188,3 +212,4 @@ def check_local(environ: Mapping[str, str] | None = None) -> None:
     env = _env(environ)
     cadence_minutes(env)
     sources(env)
+    build_memory_limit(env)

@@ -16,12 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-
-import polars as pl
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from pipelines.objectstore import Remote
 from pipelines.sources import DEFAULT_SOURCE, SOURCE_NAME
+
+if TYPE_CHECKING:
+    import polars as pl
 
 LAKE_TABLE = "volume_snapshots"
 _SLUG = re.compile(r"^\d{8}T\d{4}Z$")
@@ -344,6 +345,9 @@ def write_parquet(frame: pl.DataFrame, staged: Path) -> int:
 
 def compress_zstd(src: Path, staged: Path) -> int:
     """Compress a raw body with zstd (pyarrow's codec; Python 3.11 has no stdlib zstd)."""
+    # imported here: a build, which never compresses, does not pay pyarrow's import
+    import pyarrow as pa
+
     with (
         open(src, "rb") as fin,
         pa.OSFile(str(staged), "wb") as sink,
@@ -355,6 +359,8 @@ def compress_zstd(src: Path, staged: Path) -> int:
 
 
 def decompress_zstd(src: Path, staged: Path) -> None:
+    import pyarrow as pa
+
     with pa.input_stream(str(src), compression="zstd") as fin, open(staged, "wb") as out:
         while chunk := fin.read(8 << 20):
             out.write(chunk)

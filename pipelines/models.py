@@ -11,9 +11,17 @@ from pathlib import Path
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
+#: Relations the engine derives from a model and keeps up to date with it: a model reading
+#: one depends on that model.
+DERIVED: dict[str, str] = {"volume_observation_steps": "volume_observations"}
 #: Relations the engine provides before any model runs (not models themselves).
 SOURCES: frozenset[str] = frozenset(
-    {"lake_volume_snapshots", "previous_quota_forecast_history", "volume_observations_before"}
+    {
+        "lake_volume_snapshots",
+        "previous_quota_forecast_history",
+        "volume_observations_before",
+        *DERIVED,
+    }
 )
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -30,7 +38,10 @@ _INCREMENTAL = re.compile(r"^--\s*incremental:\s*([a-z_][a-z0-9_]*)\b", re.MULTI
 _COLUMNS = re.compile(r"^columns:(?:\s*those of ([a-z_][a-z0-9_]*) \((.*)\), and:)?\s*$")
 _COLUMN = re.compile(r"^ {2,3}([a-z_][a-z0-9_]*): (.+)$")
 #: a header line that starts a key (`grain:`, `depends on:` …) ends the model's summary
-_KEY_LINE = re.compile(r"^(?:grain|depends on|parameters|incremental|columns):")
+_KEY_LINE = re.compile(r"^(?:grain|depends on|parameters|incremental|materialized|columns):")
+#: `-- materialized: view` in a model's header: the build declares a view instead of a table
+#: (its parameters are written into the view as literals).
+_MATERIALIZED = re.compile(r"^--\s*materialized:\s*(table|view)\b", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,8 @@ class Model:
     columns: dict[str, str] = field(default_factory=dict)
     #: (model, note) when the header says the table also has the columns of another model
     columns_of: tuple[str, str] | None = None
+    #: "table", or "view": declared, not computed, by every build
+    materialized: str = "table"
 
 
 def _header(text: str) -> str:
@@ -111,20 +124,29 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
         header = "\n".join(takewhile(lambda line: line.startswith("--"), text.splitlines()))
         incremental = _INCREMENTAL.search(header)
         summary, columns, columns_of = _dictionary(header)
+        materialized = _MATERIALIZED.search(header)
         models[path.stem] = Model(
             name=path.stem,
             layer=path.parent.name,
             path=path,
             sql=text,
             description=_header(text),
-            deps=tuple(sorted((relations & names) - {path.stem})),
+            deps=tuple(
+                sorted(
+                    ((relations & names) | {DERIVED[r] for r in relations & DERIVED.keys()})
+                    - {path.stem}
+                )
+            ),
             sources=tuple(sorted(relations & SOURCES)),
             parameters=tuple(sorted(set(_PARAMETER.findall(body)))),
             incremental=incremental.group(1) if incremental else None,
             summary=summary,
             columns=columns,
             columns_of=columns_of,
+            materialized=materialized.group(1) if materialized else "table",
         )
+        if incremental and materialized and materialized.group(1) == "view":
+            raise ValueError(f"a view cannot be incremental: {path}")
         if incremental and "since" not in models[path.stem].parameters:
             raise ValueError(f"incremental model {path} does not use $since")
     order = TopologicalSorter({m.name: set(m.deps) for m in models.values()})

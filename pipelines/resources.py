@@ -6,38 +6,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines import config, objectstore, redaction, settings
+from pipelines import config, redaction, settings
 from pipelines.api import ApiError, FetchResult, VolumesClient
 from pipelines.contract import API_FIELDS
 from pipelines.lake import DataDir
+from pipelines.layout import resolve_data_dir, resolve_layout
 from pipelines.sources import DEFAULT, Source, only_default
 
 DEFAULT_DATA_DIR = "./data"
-
-
-def _configured(configured: str = "") -> str:
-    return configured or config.data_dir()
-
-
-def resolve_data_dir(configured: str = "") -> Path:
-    """The local data dir: the configured one, else `$VOLCAP_DATA_DIR` *at run time*, else
-    ./data; for an object-store URL (`s3://bucket/prefix`), its local working copy.
-
-    Resolved when a run uses it, not when the code location loads: a CLI, a test or the demo may
-    set VOLCAP_DATA_DIR after `pipelines.definitions` was imported.
-    """
-    value = _configured(configured)
-    return objectstore.cache_dir(value) if objectstore.is_remote(value) else Path(value)
-
-
-def resolve_layout(configured: str = "") -> DataDir:
-    """The data dir's layout, with its object-store mirror when the data dir is a URL."""
-    value = _configured(configured)
-    root = resolve_data_dir(value)
-    remote = (
-        objectstore.Remote.open(value, root.resolve()) if objectstore.is_remote(value) else None
-    )
-    return DataDir.at(root, remote=remote)
 
 
 class VolumeApi(dg.ConfigurableResource):

@@ -169,11 +169,9 @@ class BuildOutcome:
 
     @property
     def summary(self) -> str:
-        total = sum(self.rows.values())
-        return (
-            f"built {len(self.rows)} tables ({total:,} rows; volume_risk {self.rows.get('volume_risk', 0):,})"
-            f" — {self.critical} critical, {self.warning} warning"
-        )
+        from pipelines.warehouse import build_summary
+
+        return build_summary(self.rows, self.critical, self.warning)
 
 
 def run_build(

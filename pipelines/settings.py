@@ -60,3 +60,10 @@ FORECAST_HISTORY_EVERY_BUILD_DAYS = 7
 
 #: Asset-check windows: partitions and row counts are checked over this much recent history.
 CHECK_RECENT_WINDOW = timedelta(days=1)
+
+#: DuckDB's memory limit for a build, unless VOLCAP_BUILD_MEMORY_LIMIT sets one: this share of
+#: the machine's physical memory, capped so a build (with Python and Parquet buffers beside
+#: DuckDB) stays under ~2 GB of RSS; past the limit DuckDB spills under the data dir.
+BUILD_MEMORY_SHARE = 0.25
+BUILD_MEMORY_MAX_BYTES = 1536 * 2**20
+BUILD_MEMORY_MIN_BYTES = 256 * 2**20

@@ -26,9 +26,8 @@ from typing import Any
 
 import duckdb
 
-from pipelines import settings
+from pipelines import config, settings
 from pipelines.catalog import apply_comments
-from pipelines.contract import LAKE_DUCKDB_TYPES
 from pipelines.lake import DIR_MODE, FILE_MODE, LAKE_TABLE, exclusive_lock
 from pipelines.models import Model, models
 from pipelines.objectstore import Remote
@@ -41,9 +40,6 @@ WAREHOUSE_FILE = "warehouse.duckdb"
 _SLUG_FILE = re.compile(r"^\d{8}T\d{4}Z(\.[a-z0-9][a-z0-9_-]{0,31})?\.parquet$")
 MARTS_DIR = "marts"
 
-#: DuckDB's memory limit for a build; past it, operators spill under the data dir.
-DEFAULT_MEMORY_LIMIT = "4GB"
-
 #: `$since` of a full build: every day is built.
 EPOCH = date(1970, 1, 1)
 #: The lake files a build read, (path under the lake table, day, size, mtime_ns, inode), and the
@@ -55,9 +51,15 @@ BUILD_SCHEMA = "build"
 MANIFEST_TABLE = f"{BUILD_SCHEMA}._build_manifest"
 INFO_TABLE = f"{BUILD_SCHEMA}._build_info"
 #: Bump when the engine's incremental logic changes, so the next build is a full one.
-ENGINE_VERSION = 2
+ENGINE_VERSION = 4
+#: Under the data dir: one folder per build of hard links to the lake files it read
+#: (`<token>/current|legacy/snapshot_date=YYYY-MM-DD/`), which its `lake_volume_snapshots`
+#: view reads. A folder outlives its build by LAKE_LINKS_GRACE, for readers still holding it.
+LAKE_LINKS_DIR = "warehouse.lake"
+LAKE_LINKS_GRACE = timedelta(hours=24)
 
-#: Tables verified before publishing and exported to `marts/<table>.parquet`.
+#: Tables verified before publishing; all but volume_snapshots are exported to
+#: `marts/<table>.parquet`.
 PUBLIC_TABLES: tuple[str, ...] = (
     "volume_snapshots",
     "volumes",
@@ -71,6 +73,13 @@ PUBLIC_TABLES: tuple[str, ...] = (
     "forecast_backtest",
     "forecast_accuracy",
 )
+#: The tables exported to `marts/<table>.parquet` on every build. volume_snapshots is not: its
+#: Parquet form is the lake itself (`lake/volume_snapshots/snapshot_date=*/`), and re-exporting
+#: the whole hourly history cost more than the rest of an incremental build.
+EXPORTED_TABLES: tuple[str, ...] = tuple(t for t in PUBLIC_TABLES if t != "volume_snapshots")
+#: Written by builds before EXPORTED_TABLES left volume_snapshots out; removed by the next build
+#: so no reader keeps reading a file that no longer follows the warehouse.
+RETIRED_EXPORTS: tuple[str, ...] = ("volume_snapshots.parquet",)
 
 
 def schema_of(name: str) -> str:
@@ -158,6 +167,8 @@ class BuildResult:
     since: date | None = None
     #: why an incremental build was not possible (empty when it was, or was not asked for)
     full_reason: str = ""
+    #: bytes DuckDB spilled under the data dir (past its memory limit)
+    spilled_bytes: int = 0
 
     def summary(self) -> str:
         """One line for the CLI."""
@@ -168,6 +179,15 @@ class BuildResult:
             f"({self.critical} critical, {self.warning} warning) "
             f"as of {self.as_of.isoformat()} in {self.seconds:.1f}s ({how})"
         )
+
+
+def build_summary(rows: dict[str, int], critical: int, warning: int) -> str:
+    """The CLI's line for a build: tables, rows, and volumes at risk."""
+    total = sum(rows.values())
+    return (
+        f"built {len(rows)} tables ({total:,} rows; volume_risk {rows.get('volume_risk', 0):,})"
+        f" — {critical} critical, {warning} warning"
+    )
 
 
 def warehouse_path(data_dir: Path) -> Path:
@@ -216,26 +236,28 @@ def _lake_file_groups(data_dir: Path, since: date = EPOCH) -> tuple[list[str], l
     return unique, overlapping
 
 
-def create_lake_view(con: duckdb.DuckDBPyConnection, data_dir: Path, since: date = EPOCH) -> None:
-    """Declare the lake source view `lake_volume_snapshots` with the contract's types, one row
-    per (source, volume_id, snapshot_at): a snapshot stored twice keeps the row observed last.
+def _lake_columns() -> str:
+    """The lake's columns cast to the contract's types (`source` defaults to 'default')."""
+    # imported here: the contract module loads polars, which a build does not otherwise need
+    from pipelines.contract import LAKE_DUCKDB_TYPES
 
-    DuckDB cannot prepare a parameter inside CREATE VIEW, so the file lists are bound into
-    session variables and the (temporary) view reads them with getvariable(). With `since`,
-    only the day folders from that day on are listed (an incremental build reads no others).
-    Files written before sources existed have no `source` column: they are the default
-    source's (an empty branch unioned by name gives the column even when no file has it).
-    """
-    unique, overlapping = _lake_file_groups(data_dir, since)
-    columns = ",\n    ".join(
+    return ",\n    ".join(
         f"cast(coalesce({name}, 'default') as {duckdb_type}) as {name}"
         if name == "source"
         else f"cast({name} as {duckdb_type}) as {name}"
         for name, duckdb_type in LAKE_DUCKDB_TYPES.items()
     )
-    reader = """(
+
+
+def _lake_select(files: str, *, deduplicate: bool) -> str:
+    """SELECT of the lake's typed columns (and snapshot_date) from the Parquet `files`
+    expression; with `deduplicate`, one row per (source, volume_id, snapshot_at), the row
+    observed last. Files written before sources existed have no `source` column: they are the
+    default source's (an empty branch unioned by name gives the column even when no file has
+    it)."""
+    select = f"""select {_lake_columns()}, snapshot_date from (
             from read_parquet(
-                getvariable('{var}'),
+                {files},
                 hive_partitioning = true,
                 union_by_name = true,
                 hive_types = {{'snapshot_date': 'DATE'}}
@@ -243,34 +265,181 @@ def create_lake_view(con: duckdb.DuckDBPyConnection, data_dir: Path, since: date
             union all by name
             select cast(null as varchar) as source where false
         )"""
-    parts = []
-    if unique or not overlapping:
-        # an empty lake keeps the glob, so reading it fails as it always did
-        empty = str(lake_dir(data_dir) / "snapshot_date=*" / "*.parquet")
-        con.execute("set variable lake_files_unique = ?", [unique or [empty]])
-        parts.append(
-            f"select {columns}, snapshot_date from {reader.format(var='lake_files_unique')}"
-        )
-    if overlapping:
-        con.execute("set variable lake_files_overlapping = ?", [overlapping])
-        parts.append(
-            f"select {columns}, snapshot_date from {reader.format(var='lake_files_overlapping')}"
+    if deduplicate:
+        select += (
             " qualify row_number() over ("
             "partition by coalesce(source, 'default'), volume_id, snapshot_at"
             " order by observed_at desc nulls last) = 1"
         )
+    return select
+
+
+def create_lake_view(
+    con: duckdb.DuckDBPyConnection,
+    data_dir: Path,
+    since: date = EPOCH,
+    name: str = "lake_volume_snapshots",
+) -> None:
+    """Declare a temporary view `name` over the lake with the contract's types, one row per
+    (source, volume_id, snapshot_at): a snapshot stored twice keeps the row observed last.
+
+    DuckDB cannot prepare a parameter inside CREATE VIEW, so the file lists are bound into
+    session variables and the view reads them with getvariable(). With `since`, only the day
+    folders from that day on are listed.
+    """
+    unique, overlapping = _lake_file_groups(data_dir, since)
+    parts = []
+    if unique or not overlapping:
+        # an empty lake keeps the glob, so reading it fails as it always did
+        empty = str(lake_dir(data_dir) / "snapshot_date=*" / "*.parquet")
+        con.execute(f"set variable {name}_unique = ?", [unique or [empty]])
+        parts.append(_lake_select(f"getvariable('{name}_unique')", deduplicate=False))
+    if overlapping:
+        con.execute(f"set variable {name}_overlapping = ?", [overlapping])
+        parts.append(_lake_select(f"getvariable('{name}_overlapping')", deduplicate=True))
     con.execute(
-        "create or replace temp view lake_volume_snapshots as\n"
+        f"create or replace temp view {name} as\n"
         + "\nunion all\n".join(f"({part})" for part in parts)
     )
 
 
+def _sql_string(value: str) -> str:
+    """A SQL string literal. Only for CREATE VIEW, which cannot take prepared parameters."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError as error:
+        if isinstance(error, FileNotFoundError):
+            raise BuildError(f"lake file {source} vanished during the build: retry") from None
+        # a filesystem without hard links: a copy is slower but as stable
+        shutil.copy2(source, target)
+
+
+def _link_lake(
+    con: duckdb.DuckDBPyConnection,
+    data_dir: Path,
+    manifest: dict[str, _LakeFile],
+    has_source: dict[str, bool],
+    target: Path,
+) -> None:
+    """Give this build its own, unchanging view of the lake under `target`, then declare the
+    warehouse's persistent view `lake_volume_snapshots` over it.
+
+    Each lake file is hard-linked (no byte is copied) into `target/current/` or, without a
+    `source` column, `target/legacy/`; a day whose files may share snapshots (a compacted day
+    beside an hourly file) is written once, deduplicated, instead. Compaction, reruns and
+    deletions in the lake then never change or remove a file a published warehouse reads: a
+    reader holding it keeps seeing its build. The view names `target` by absolute path, so the
+    warehouse opens from any working directory.
+    """
+    root = lake_dir(data_dir)
+    days: dict[str, list[str]] = {}
+    for path in manifest:
+        days.setdefault(path.split("/", 1)[0], []).append(path)
+    for folder, paths in sorted(days.items()):
+        whole_day = [p for p in paths if not _SLUG_FILE.match(p.rsplit("/", 1)[-1])]
+        if len(paths) > 1 and whole_day:
+            out = target / "current" / folder / "deduplicated.parquet"
+            out.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            files = [str(root / p) for p in sorted(paths)]
+            con.execute("set variable overlapping_day = ?", [files])
+            select = _lake_select("getvariable('overlapping_day')", deduplicate=True)
+            con.execute(
+                f"copy ({select}) to $path (format parquet, compression zstd)",
+                {"path": str(out)},
+            )
+            continue
+        for path in paths:
+            group = "current" if has_source[path] else "legacy"
+            _link_or_copy(root / path, target / group / path)
+    parts = []
+    for group in ("current", "legacy"):
+        if any((target / group).glob("*/*.parquet")):
+            glob = _sql_string(str(target.resolve() / group / "*" / "*.parquet"))
+            parts.append(_lake_select(glob, deduplicate=False))
+    con.execute(
+        f"create or replace view {STAGING_SCHEMA}.lake_volume_snapshots as\n"
+        + "\nunion all\n".join(f"({part})" for part in parts)
+    )
+
+
+def _has_source(
+    con: duckdb.DuckDBPyConnection,
+    data_dir: Path,
+    manifest: dict[str, _LakeFile],
+    known: dict[tuple[str, int], bool],
+) -> dict[str, bool]:
+    """Whether each lake file has a `source` column: from `known` (by path and inode, what the
+    previous build found) or from the footers of the files it does not know."""
+    found = {path: known.get((path, entry.inode)) for path, entry in manifest.items()}
+    unknown = [path for path, value in found.items() if value is None]
+    if unknown:
+        root = lake_dir(data_dir)
+        with_source = {
+            row[0]
+            for row in con.execute(
+                "select distinct file_name from parquet_schema($files) where name = 'source'",
+                {"files": [str(root / path) for path in unknown]},
+            ).fetchall()
+        }
+        for path in unknown:
+            found[path] = str(root / path) in with_source
+    return {path: bool(value) for path, value in found.items()}
+
+
+def _spill_size(spill: Path) -> int:
+    """Bytes in DuckDB's spill files now (they keep their size until DuckDB drops them)."""
+    total = 0
+    for path in spill.glob("*") if spill.exists() else ():
+        with contextlib.suppress(FileNotFoundError):
+            total += path.stat().st_size
+    return total
+
+
+def _retire_links(root: Path, current: str) -> None:
+    """Remove the lake-link folders of earlier builds once LAKE_LINKS_GRACE has passed since
+    they were made; the newest earlier one is kept anyway (the next incremental build reads
+    the rows it replaces through the published warehouse, which may still point at it)."""
+    cutoff = time.time() - LAKE_LINKS_GRACE.total_seconds()
+    earlier = sorted(
+        (folder for folder in root.iterdir() if folder.name != current),
+        key=lambda folder: folder.stat().st_mtime,
+    )
+    for folder in earlier[:-1]:
+        if folder.stat().st_mtime < cutoff:
+            _remove(folder)
+
+
+def _literal(value: Any) -> str:
+    """A SQL literal for a view's parameter: CREATE VIEW cannot take prepared parameters."""
+    if isinstance(value, datetime):
+        return f"timestamptz {_sql_string(value.astimezone(UTC).isoformat())}"
+    if isinstance(value, date):
+        return f"date {_sql_string(value.isoformat())}"
+    raise BuildError(f"a view model cannot bind {type(value).__name__} parameters")
+
+
 def run_model(con: duckdb.DuckDBPyConnection, model: Model, bindings: dict[str, Any]) -> None:
-    """Materialize one model as a table named after it, binding only the parameters it uses."""
+    """Materialize one model as a table (or, `-- materialized: view`, a view) named after it,
+    binding only the parameters it uses."""
     missing = set(model.parameters) - bindings.keys()
     if missing:
         raise BuildError(f"model {model.name} uses unknown parameters: {sorted(missing)}")
     body = model.sql.strip().rstrip(";")
+    if model.materialized == "view":
+        for name in sorted(model.parameters, key=len, reverse=True):
+            body = re.sub(rf"\${name}\b", _literal(bindings[name]), body)
+        # a view is bound when read, without the build's search path: outside `main`, name the
+        # schema (a reader's `from volume_snapshots` would not find `lake_volume_snapshots`)
+        for relation in (*model.deps, *model.sources):
+            if schema_of(relation) != "main":
+                body = re.sub(rf"(?<![.\w]){relation}\b", f"{STAGING_SCHEMA}.{relation}", body)
+        con.execute(f"create or replace view {qualified(model.name)} as\n{body}")
+        return
     con.execute(
         f"create or replace table {qualified(model.name)} as\n{body}",
         {name: bindings[name] for name in model.parameters},
@@ -448,6 +617,8 @@ def _lake_manifest(data_dir: Path) -> dict[str, _LakeFile]:
 
 def _fingerprint() -> str:
     """What the warehouse's tables depend on besides the lake: the models and the engine."""
+    from pipelines.contract import LAKE_DUCKDB_TYPES
+
     digest = hashlib.sha256(f"engine {ENGINE_VERSION}\n{LAKE_DUCKDB_TYPES}\n".encode())
     for model in models().values():
         digest.update(f"{model.name}\n{model.sql}\n".encode())
@@ -485,7 +656,9 @@ def _first_changed_day(
             f"{schema}.{table}"
             for schema, table in scratch.execute(
                 "select schema_name, table_name from duckdb_tables() "
-                "where database_name = 'previous'"
+                "where database_name = 'previous' "
+                "union all select schema_name, view_name from duckdb_views() "
+                "where database_name = 'previous' and not internal"
             ).fetchall()
         }
         wanted = {INFO_TABLE, MANIFEST_TABLE, *(f"{schema_of(m)}.{m}" for m in models())}
@@ -524,14 +697,21 @@ def _first_changed_day(
 
 
 def _write_manifest(
-    con: duckdb.DuckDBPyConnection, manifest: dict[str, _LakeFile], as_of: datetime
+    con: duckdb.DuckDBPyConnection,
+    manifest: dict[str, _LakeFile],
+    has_source: dict[str, bool],
+    as_of: datetime,
+    horizon: datetime,
+    since: date,
 ) -> None:
     paths = sorted(manifest)
     con.execute(
         f"create or replace table {MANIFEST_TABLE} as select "
         "unnest($paths) as path, unnest($days) as day, "
-        "unnest($sizes) as size, unnest($mtimes) as mtime_ns, unnest($inodes) as inode",
+        "unnest($sizes) as size, unnest($mtimes) as mtime_ns, unnest($inodes) as inode, "
+        "unnest($has_source) as has_source",
         {
+            "has_source": [has_source[p] for p in paths],
             "paths": paths,
             "days": [manifest[p].day for p in paths],
             "sizes": [manifest[p].size for p in paths],
@@ -541,8 +721,9 @@ def _write_manifest(
     )
     con.execute(
         f"create or replace table {INFO_TABLE} as "
-        "select $fingerprint as fingerprint, $as_of as as_of",
-        {"fingerprint": _fingerprint(), "as_of": as_of},
+        "select $fingerprint as fingerprint, $as_of as as_of, $horizon as steps_horizon, "
+        "$since as since",
+        {"fingerprint": _fingerprint(), "as_of": as_of, "horizon": horizon, "since": since},
     )
 
 
@@ -596,6 +777,124 @@ def _prepare_observations_before(
     )
 
 
+#: Kept by the engine beside volume_observations (see `_update_observation_steps`).
+STEPS_NAME = "volume_observation_steps"
+#: kept in staging beside the models it serves (not public: the default schema holds only those)
+STEPS_TABLE = f"{STAGING_SCHEMA}.{STEPS_NAME}"
+_STEPS = """
+    select source, volume_id, reconciled_at, used_bytes, inode_count,
+        lag(reconciled_at) over w as previous_reconciled_at,
+        lag(used_bytes) over w as used_bytes_previous,
+        lag(inode_count) over w as inode_count_previous,
+        seed
+    from ({rows})
+    window w as (partition by source, volume_id order by reconciled_at)
+"""
+
+
+def steps_horizon(as_of: datetime, params: ForecastParams) -> datetime:
+    """The first instant `volume_observation_steps` keeps: a whole day before the forecast
+    window, so that window and its first step are always inside it."""
+    day = datetime.combine(as_of.astimezone(UTC).date(), datetime.min.time(), UTC)
+    return day - timedelta(days=params.window_days + 1)
+
+
+def _update_observation_steps(
+    con: duckdb.DuckDBPyConnection,
+    since: date | None,
+    touched_before: datetime | None,
+    horizon: datetime,
+    previous_horizon: datetime | None,
+) -> None:
+    """Keep `volume_observation_steps`: each observation of volume_observations from `horizon`
+    on, beside the observation of its volume just before it when that one is from `horizon` on
+    too (else null) — what the forecast's per-step statistics read, without sorting its whole
+    window on every build.
+
+    A full build (or a horizon moved back) computes it from volume_observations. Otherwise only
+    the rows from the earliest observation this build may have changed are recomputed — the
+    earliest reconciliation first seen from `since` on, before (`touched_before`) or after this
+    build, or merged across `since` — each volume's last kept row seeding its first step; then
+    the rows before `horizon` are dropped and steps from them nulled. An observation's usage
+    never changes once seen, so the rows before that point stand. Both ways give the same rows.
+    """
+    rows = "select source, volume_id, reconciled_at, used_bytes, inode_count, false as seed"
+    exists = _scalar(
+        con,
+        "select count(*) from duckdb_tables() where database_name = current_database() "
+        "and schema_name = ? and table_name = ?",
+        [STAGING_SCHEMA, STEPS_NAME],
+    )
+    if since is None or previous_horizon is None or horizon < previous_horizon or not exists:
+        body = _STEPS.format(rows=f"{rows} from volume_observations where reconciled_at >= $h")
+        con.execute(
+            f"create or replace table {STEPS_TABLE} as select * exclude (seed) from ({body})",
+            {"h": horizon},
+        )
+        return
+    since_at = datetime.combine(since, datetime.min.time(), UTC)
+    touched_after = _scalar(
+        con,
+        "select least("
+        "(select min(reconciled_at) from volume_observations where first_seen_at >= $since), "
+        "(select min(reconciled_at) from volume_observations_before))",
+        {"since": since_at},
+    )
+    start = min(t for t in (since_at, touched_before, touched_after) if t is not None)
+    con.execute(f"delete from {STEPS_TABLE} where reconciled_at >= $start", {"start": start})
+    seeds = f"""
+        select source, volume_id, max(reconciled_at) as reconciled_at,
+            arg_max(used_bytes, reconciled_at) as used_bytes,
+            arg_max(inode_count, reconciled_at) as inode_count, true as seed
+        from {STEPS_TABLE} group by source, volume_id
+    """
+    body = _STEPS.format(
+        rows=f"{rows} from volume_observations where reconciled_at >= $start union all {seeds}"
+    )
+    con.execute(
+        f"insert into {STEPS_TABLE} select * exclude (seed) from ({body}) where not seed",
+        {"start": start},
+    )
+    con.execute(f"delete from {STEPS_TABLE} where reconciled_at < $h", {"h": horizon})
+    con.execute(
+        f"""
+        update {STEPS_TABLE}
+        set previous_reconciled_at = null, used_bytes_previous = null,
+            inode_count_previous = null
+        where previous_reconciled_at < $h
+        """,
+        {"h": horizon},
+    )
+
+
+HISTORY_TABLE = "quota_forecast_history"
+
+
+def _append_history(con: duckdb.DuckDBPyConnection, bindings: dict[str, Any]) -> None:
+    """An incremental build's quota_forecast_history: its copy of the published one, less the
+    rows sql/marts/quota_forecast_history.sql drops (this as_of's, and the older builds that
+    are not the last of their UTC day), plus this build's forecasts — the model's rows,
+    without re-reading every earlier build's (the table grows with the builds kept)."""
+    con.execute(f"delete from {HISTORY_TABLE} where as_of = $as_of", {"as_of": bindings["as_of"]})
+    con.execute(
+        f"""
+        delete from {HISTORY_TABLE}
+        where as_of < $as_of - to_days(cast($history_every_build_days as integer))
+            and as_of not in (
+                select max(as_of) from {HISTORY_TABLE} group by cast(as_of as date)
+            )
+        """,
+        {
+            "as_of": bindings["as_of"],
+            "history_every_build_days": bindings["history_every_build_days"],
+        },
+    )
+    con.execute(
+        f"insert into {HISTORY_TABLE} by name select *, $built_at as built_at from quota_forecast",
+        {"built_at": bindings["built_at"]},
+    )
+
+
 def _replace_from(
     con: duckdb.DuckDBPyConnection, model: Model, bindings: dict[str, Any], since: date
 ) -> None:
@@ -638,8 +937,9 @@ def build_warehouse(
     params: ForecastParams | None = None,
     export_parquet: bool = True,
     lock_timeout: float = 600.0,
-    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    memory_limit: str | None = None,
     remote: Remote | None = None,
+    threads: int | None = None,
 ) -> BuildResult:
     """Build every model from the lake into a new file, verify, and publish it atomically.
 
@@ -659,6 +959,8 @@ def build_warehouse(
     started = time.perf_counter()
     data_dir = Path(data_dir)
     params = params or ForecastParams()
+    # beyond the limit DuckDB spills under the data dir instead of failing or swapping
+    memory_limit = memory_limit or config.build_memory_limit()
     if remote is not None:
         remote.pull(lake_dir(data_dir))
         # a fresh cache starts from the bucket's warehouse: it carries the forecast history
@@ -682,6 +984,7 @@ def build_warehouse(
             export_parquet,
             memory_limit,
             remote,
+            threads,
         )
         if not full:
             try:
@@ -706,6 +1009,7 @@ def _build(
     export_parquet: bool,
     memory_limit: str,
     remote: Remote | None,
+    threads: int | None,
     *,
     incremental: bool,
 ) -> BuildResult:
@@ -714,6 +1018,7 @@ def _build(
     marts_dir = data_dir / MARTS_DIR
     staged: dict[str, tuple[Path, Path]] = {}
     since: date | None = None
+    links = data_dir / LAKE_LINKS_DIR / token
     try:
         timings: dict[str, float] = {}
         if incremental:
@@ -721,6 +1026,7 @@ def _build(
             since = _first_changed_day(data_dir, manifest, as_of, building)
             timings["copy"] = round(time.perf_counter() - step, 3)
         spill = data_dir / f"{WAREHOUSE_FILE}.{token}.building.tmp"
+        spilled = 0
         con = duckdb.connect(
             str(building),
             config={
@@ -732,6 +1038,8 @@ def _build(
                 # readable by DuckDB 1.5 clients too: the DuckDB CLI on PyPI (`make sql`) and
                 # the DuckDB drivers BI tools bundle lag the Python package's 2.x format
                 "storage_compatibility_version": STORAGE_COMPATIBILITY,
+                # one thread makes what spills, and when, the same on every run (tests)
+                **({"threads": threads} if threads else {}),
             },
         )
         try:
@@ -742,9 +1050,9 @@ def _build(
                 con.execute(f"create schema if not exists {schema}")
             # models name each other unqualified
             con.execute(f"set search_path = 'main,{STAGING_SCHEMA}'")
-            create_lake_view(con, data_dir, since or EPOCH)
+            create_lake_view(con, data_dir, since or EPOCH, name="changed_lake_snapshots")
             if as_of is None:
-                as_of = _scalar(con, "select max(snapshot_at) from lake_volume_snapshots")
+                as_of = _scalar(con, "select max(snapshot_at) from changed_lake_snapshots")
                 if as_of is None:
                     if since is not None:
                         raise _FullBuildNeeded(f"no lake rows from {since} on")
@@ -755,15 +1063,16 @@ def _build(
                 raise _FullBuildNeeded(f"as_of {as_of} falls before the first changed day")
             if since is not None and _scalar(
                 con,
-                "select count(*) from lake_volume_snapshots where snapshot_at < $since",
+                "select count(*) from changed_lake_snapshots where snapshot_at < $since",
                 {"since": datetime.combine(since, datetime.min.time(), UTC)},
             ):
                 # rows kept from the previous build are those before `since`: these would
                 # duplicate them
                 raise _FullBuildNeeded(f"lake files from {since} on hold earlier snapshots")
-            step = time.perf_counter()
-            _load_previous_history(con, data_dir)
-            timings["history"] = round(time.perf_counter() - step, 3)
+            if since is None:  # an incremental build keeps the history of its copy
+                step = time.perf_counter()
+                _load_previous_history(con, data_dir)
+                timings["history"] = round(time.perf_counter() - step, 3)
             bindings = {
                 **params.bindings(as_of, datetime.now(UTC)),
                 "since": since or EPOCH,
@@ -781,16 +1090,53 @@ def _build(
                     """,
                     {"since": datetime(since.year, since.month, since.day, tzinfo=UTC)},
                 )
+            touched_before = previous_horizon = None
+            if since is not None:
+                touched_before = _scalar(
+                    con,
+                    "select min(reconciled_at) from volume_observations "
+                    "where first_seen_at >= $since",
+                    {"since": datetime.combine(since, datetime.min.time(), UTC)},
+                )
+                previous_horizon = _scalar(con, f"select steps_horizon from {INFO_TABLE}")
+            horizon = steps_horizon(as_of, params)
+            step = time.perf_counter()
+            known: dict[tuple[str, int], bool] = {}
+            if since is not None:
+                known = {
+                    (path, inode): has_source
+                    for path, inode, has_source in con.execute(
+                        f"select path, inode, has_source from {MANIFEST_TABLE}"
+                    ).fetchall()
+                }
+            has_source = _has_source(con, data_dir, manifest, known)
+            _link_lake(con, data_dir, manifest, has_source, links)
+            timings["lake_links"] = round(time.perf_counter() - step, 3)
             for model in models().values():
+                if STEPS_NAME in model.sources and STEPS_NAME not in timings:
+                    step = time.perf_counter()
+                    _update_observation_steps(con, since, touched_before, horizon, previous_horizon)
+                    timings[STEPS_NAME] = round(time.perf_counter() - step, 3)
                 step = time.perf_counter()
                 if "volume_observations_before" in model.sources:
                     _prepare_observations_before(con, since, replaced)
                 if since is not None and model.incremental:
                     _replace_from(con, model, bindings, since)
+                elif since is not None and model.name == HISTORY_TABLE:
+                    _append_history(con, bindings)
                 else:
                     run_model(con, model, bindings)
                 timings[model.name] = round(time.perf_counter() - step, 3)
-            rows = {name: int(_scalar(con, f'select count(*) from "{name}"')) for name in models()}
+                spilled = max(spilled, _spill_size(spill))
+            rows = {
+                name: int(_scalar(con, f'select count(*) from "{name}"'))
+                for name, model in models().items()
+                if model.materialized == "table"
+            }
+            # counted from its daily rollup: counting the view would read the whole history
+            rows["volume_snapshots"] = int(
+                _scalar(con, "select coalesce(sum(snapshot_count), 0) from volume_daily")
+            )
             try:
                 step = time.perf_counter()
                 _verify(con, rows, since)
@@ -800,7 +1146,7 @@ def _build(
                     raise
                 log.warning("incremental build failed verification (%s)", error)
                 raise _FullBuildNeeded(f"incremental build failed verification: {error}") from None
-            _write_manifest(con, manifest, as_of)
+            _write_manifest(con, manifest, has_source, as_of, horizon, since or EPOCH)
             undocumented = apply_comments(con, PUBLIC_TABLES)
             if undocumented:
                 log.warning("columns without a description: %s", ", ".join(undocumented))
@@ -814,7 +1160,7 @@ def _build(
             step = time.perf_counter()
             if export_parquet:
                 marts_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-                for name in PUBLIC_TABLES:
+                for name in EXPORTED_TABLES:
                     final = marts_dir / f"{name}.parquet"
                     temporary = marts_dir / f"{name}.parquet.{token}.tmp"
                     con.execute(
@@ -827,6 +1173,7 @@ def _build(
             step = time.perf_counter()
             con.execute("checkpoint")
             timings["checkpoint"] = round(time.perf_counter() - step, 3)
+            spilled = max(spilled, _spill_size(spill))
         finally:
             con.close()
         if spill.exists():
@@ -841,9 +1188,14 @@ def _build(
         os.replace(building, published)
         for temporary, final in staged.values():
             os.replace(temporary, final)
+        for retired in RETIRED_EXPORTS:
+            (marts_dir / retired).unlink(missing_ok=True)
+        _retire_links(data_dir / LAKE_LINKS_DIR, token)
     except BaseException:
         for leftover in data_dir.glob(f"{WAREHOUSE_FILE}.{token}.building*"):
             _remove(leftover)
+        if links.exists():
+            _remove(links)
         for temporary, _ in staged.values():
             temporary.unlink(missing_ok=True)
         raise
@@ -860,6 +1212,7 @@ def _build(
         timings=timings,
         mode="incremental" if since is not None else "full",
         since=since,
+        spilled_bytes=spilled,
     )
 
 
@@ -879,31 +1232,47 @@ class CheckOutcome:
     metadata: dict[str, Any]
 
 
+def _built_since(con: duckdb.DuckDBPyConnection) -> datetime:
+    """The first instant the published build rebuilt: the days before it were checked by the
+    builds that made them (the epoch for a full build, or a warehouse without the record)."""
+    try:
+        since = _scalar(con, f"select since from {INFO_TABLE}")
+    except duckdb.Error:
+        since = None
+    return datetime.combine(since or EPOCH, datetime.min.time(), UTC)
+
+
 def check_unique_snapshots(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
-    """(source, volume_id, snapshot_at) identifies a row of volume_snapshots."""
+    """(source, volume_id, snapshot_at) identifies a row of volume_snapshots (checked on the
+    days the last build rebuilt: each earlier day was checked when it was built)."""
+    since = _built_since(con)
     duplicates = int(
         _scalar(
             con,
             "select count(*) - count(distinct (source, volume_id, snapshot_at)) "
-            "from volume_snapshots",
+            "from volume_snapshots where snapshot_at >= $since",
+            {"since": since},
         )
     )
-    return CheckOutcome(duplicates == 0, {"duplicate_rows": duplicates})
+    return CheckOutcome(duplicates == 0, {"duplicate_rows": duplicates, "since": since.isoformat()})
 
 
 def check_non_negative(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
-    """No usage count or limit is negative."""
+    """No usage count or limit is negative (on the days the last build rebuilt, as above)."""
+    since = _built_since(con)
     negative = int(
         _scalar(
             con,
             """
             select count(*) from volume_snapshots
-            where used_bytes < 0 or inode_count < 0 or mount_count < 0
-                or max_size_bytes < 0 or max_file_count < 0 or max_mounts < 0
+            where snapshot_at >= $since
+                and (used_bytes < 0 or inode_count < 0 or mount_count < 0
+                    or max_size_bytes < 0 or max_file_count < 0 or max_mounts < 0)
             """,
+            {"since": since},
         )
     )
-    return CheckOutcome(negative == 0, {"negative_rows": negative})
+    return CheckOutcome(negative == 0, {"negative_rows": negative, "since": since.isoformat()})
 
 
 def check_fresh(
@@ -914,10 +1283,11 @@ def check_fresh(
 ) -> CheckOutcome:
     """Every source's latest snapshot is no older than `max_age` (the stalest one is shown)."""
     now = now or datetime.now(UTC)
+    # from the daily rollup: the same instants, without reading the hourly history
     latest = _scalar(
         con,
         "select min(latest) from "
-        "(select max(snapshot_at) as latest from volume_snapshots group by source)",
+        "(select max(last_snapshot_at) as latest from volume_daily group by source)",
     )
     empty = latest is None
     if empty:  # no volumes yet: the build's as_of is the latest (empty) snapshot
@@ -948,8 +1318,9 @@ def check_no_missing_snapshots(
         """
         with
         bounds as (
-            select source, max(snapshot_at) as latest, min(snapshot_at) as earliest
-            from volume_snapshots
+            -- from the daily rollup: the same instants, without reading the hourly history
+            select source, max(last_snapshot_at) as latest, min(first_snapshot_at) as earliest
+            from volume_daily
             group by source
         ),
         expected as (
@@ -997,7 +1368,7 @@ def check_row_count_stable(
         with
         counts as (
             select source, snapshot_at, count(*) as n from volume_snapshots
-            where snapshot_at >= (select max(snapshot_at) from volume_snapshots) - $window
+            where snapshot_at >= (select max(last_snapshot_at) from volume_daily) - $window
             group by source, snapshot_at
         ),
         drops as (

@@ -17,18 +17,27 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from bench.build import generate
 from pipelines.assets.marts import MART_ASSETS
 from pipelines.compaction import compact_day
 from pipelines.lake import DataDir
 from pipelines.models import models
 from pipelines.resources import WarehouseResource
-from pipelines.warehouse import INFO_TABLE, BuildResult, build_warehouse, qualified, warehouse_path
+from pipelines.warehouse import (
+    INFO_TABLE,
+    STEPS_NAME,
+    BuildResult,
+    ForecastParams,
+    build_warehouse,
+    qualified,
+    warehouse_path,
+)
 from tests.lakegen import END, GIB, Volume, linear, noisy, snapshots, weekly, write_lake
 
 HOURS = 24 * 4  # four days ending at END (12:00)
 START = END - timedelta(hours=HOURS - 1)
-#: every model: the public tables and the staging ones
-TABLES = tuple(models())
+#: every model (the public tables and the staging ones) and the steps the engine keeps
+TABLES = (*models(), STEPS_NAME)
 
 
 def fleet() -> list[Volume]:
@@ -257,3 +266,34 @@ def test_a_file_holding_snapshots_of_an_earlier_day_falls_back_to_a_full_build(t
     result = twins.build()
     assert result.mode == "full"
     assert "hold earlier snapshots" in result.full_reason
+
+
+def test_the_forecast_steps_follow_a_moving_window_and_a_wider_one(tmp_path):
+    twins = Twins(tmp_path)
+    narrow = ForecastParams(window_days=1)  # the kept steps start two days before as_of
+    twins.write(frame_until(HOURS))
+    twins.build(params=narrow)
+    for hour in (1, 7, 13, 19):  # across midnight: the horizon moves on a day
+        twins.write(at(END + timedelta(hours=hour)))
+        result = twins.build(params=narrow)
+        assert result.mode == "incremental"
+    result = twins.build()  # the default window reaches further back: steps are recomputed
+    assert result.mode == "incremental"
+
+
+def test_a_build_past_its_memory_limit_spills_and_gives_the_same_tables(tmp_path):
+    # 3,000 volumes x 10 days (720k snapshot rows), a one-day forecast window and one thread:
+    # at 64 MB the day-grained models spill (at 32 MB the build runs out of memory), with 2 GB
+    # nothing does
+    twins = Twins(tmp_path)
+    for data_dir in twins.each():
+        generate(data_dir, 3_000, 10)
+    params = ForecastParams(window_days=1)
+    limited = build_warehouse(
+        twins.incremental, full=True, params=params, memory_limit="64MB", threads=1
+    )
+    unlimited = build_warehouse(twins.full, full=True, params=params, memory_limit="2GB")
+    assert limited.spilled_bytes > 0
+    assert unlimited.spilled_bytes == 0
+    for name in TABLES:
+        assert_same_rows(name, table(twins.incremental, name), table(twins.full, name))

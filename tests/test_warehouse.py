@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 import sys
@@ -11,11 +12,15 @@ import dagster as dg
 import duckdb
 import pytest
 
+from pipelines import warehouse
 from pipelines.assets.marts import MART_ASSETS, MART_CHECKS, model_key
+from pipelines.compaction import compact_day
+from pipelines.lake import DataDir
 from pipelines.models import models
 from pipelines.resources import WarehouseResource
 from pipelines.warehouse import (
-    PUBLIC_TABLES,
+    EXPORTED_TABLES,
+    LAKE_LINKS_DIR,
     EmptyLakeError,
     build_warehouse,
     connect_published,
@@ -24,6 +29,7 @@ from pipelines.warehouse import (
 from tests.lakegen import END, Volume, snapshots, write_lake
 
 HOURS = 48
+HOUR = timedelta(hours=1)
 
 
 def lake(tmp_path, volumes=None, hours=HOURS, end=END):
@@ -45,12 +51,101 @@ def test_build_reports_rows_risk_counts_and_publishes_private_files(tmp_path):
     assert result.as_of == END
     assert "2 active volumes" in result.summary()
     assert stat.S_IMODE(result.path.stat().st_mode) & 0o007 == 0
-    for table in PUBLIC_TABLES:
+    for table in EXPORTED_TABLES:
         exported = tmp_path / "marts" / f"{table}.parquet"
         assert stat.S_IMODE(exported.stat().st_mode) & 0o007 == 0
         count = duckdb.execute("select count(*) from read_parquet(?)", [str(exported)]).fetchone()
         assert count == (result.rows[table],)
     assert sorted(p.name for p in tmp_path.iterdir() if "building" in p.name) == []
+
+
+def test_the_hourly_history_is_not_exported_and_an_old_export_is_removed(tmp_path):
+    lake(tmp_path)
+    (tmp_path / "marts").mkdir()
+    (tmp_path / "marts" / "volume_snapshots.parquet").write_bytes(b"an older build's export")
+    build_warehouse(tmp_path)
+    assert "volume_snapshots" not in EXPORTED_TABLES
+    assert not (tmp_path / "marts" / "volume_snapshots.parquet").exists()
+
+
+def test_the_hourly_history_is_a_view_over_the_lake_that_opens_from_any_directory(tmp_path):
+    lake(tmp_path)
+    result = build_warehouse(tmp_path)
+    with connect_published(tmp_path) as con:
+        kinds = dict(
+            con.execute("select table_name, table_type from information_schema.tables").fetchall()
+        )
+    assert kinds["volume_snapshots"] == "VIEW"
+    assert kinds["volume_daily"] == "BASE TABLE"
+    reader = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys\n"
+            "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+            "print(con.execute('select count(*) from volume_snapshots').fetchone()[0])\n",
+            str(warehouse_path(tmp_path).resolve()),
+        ],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(reader.stdout) == result.rows["volume_snapshots"] == 2 * HOURS
+
+
+def test_a_reader_keeps_its_builds_snapshots_while_the_lake_is_compacted(tmp_path):
+    lake(tmp_path)
+    build_warehouse(tmp_path)
+    day = (END - timedelta(days=1)).date()
+    hourly = list((tmp_path / "lake" / "volume_snapshots" / f"snapshot_date={day}").iterdir())
+    query = "select count(*), sum(used_bytes) from volume_snapshots"
+    with connect_published(tmp_path) as held:
+        before = held.execute(query).fetchone()
+        assert compact_day(DataDir.at(tmp_path), day) is not None
+        assert not any(path.exists() for path in hourly)
+        write_lake(tmp_path, snapshots([Volume("a"), Volume("b")], hours=1, end=END + HOUR))
+        build_warehouse(tmp_path)
+        assert held.execute(query).fetchone() == before
+    with connect_published(tmp_path) as fresh:
+        assert fresh.execute(query).fetchone()[0] == before[0] + 2
+
+
+def test_lake_links_of_earlier_builds_are_removed_after_their_grace(tmp_path, monkeypatch):
+    lake(tmp_path)
+    for _ in range(3):
+        build_warehouse(tmp_path)
+    assert len(list((tmp_path / LAKE_LINKS_DIR).iterdir())) == 3
+    monkeypatch.setattr(warehouse, "LAKE_LINKS_GRACE", timedelta(0))
+    build_warehouse(tmp_path)
+    # this build's links, and the newest earlier ones (the next build reads them)
+    assert len(list((tmp_path / LAKE_LINKS_DIR).iterdir())) == 2
+
+
+def test_volcap_build_without_a_dagster_home_builds_without_loading_dagster(tmp_path):
+    lake(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from pipelines.cli import main\n"
+            "code = main(['build'])\n"
+            "print('dagster loaded' if 'dagster' in sys.modules else 'dagster not loaded')\n"
+            "sys.exit(code)\n",
+        ],
+        env={**env, "VOLCAP_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    line, loaded = done.stdout.strip().splitlines()
+    assert line.startswith(f"built {len(models())} tables (")
+    assert "volume_risk 2) — 0 critical, 0 warning" in line
+    assert loaded == "dagster not loaded"
+    with connect_published(tmp_path) as con:
+        assert con.execute("select count(*) from volumes").fetchone() == (2,)
 
 
 def test_leftovers_of_a_killed_build_are_removed(tmp_path):

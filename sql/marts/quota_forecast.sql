@@ -43,7 +43,10 @@ active_volumes as (
 ),
 
 observations as (
-    select * from volume_observations
+    -- volume_observations, each beside the observation before it: kept by the build engine
+    -- (pipelines/warehouse.py `_update_observation_steps`) from the first changed day on, so a
+    -- build no longer sorts the whole window
+    select * from volume_observation_steps
     where reconciled_at > $as_of - to_days(cast($window_days as integer))
         and reconciled_at <= $as_of
 ),
@@ -58,14 +61,14 @@ current_usage as (
 ),
 
 observation_steps as (
-    -- each observation beside the one before it: one window over the observations rather than
-    -- one per resource over twice the rows (the sort is most of the forecast's cost)
+    -- each observation beside the one before it, when that one is in the window too
     select
-        *,
-        lag(used_bytes) over w as used_bytes_previous,
-        lag(inode_count) over w as inode_count_previous
+        * exclude (previous_reconciled_at, used_bytes_previous, inode_count_previous),
+        case when previous_reconciled_at > $as_of - to_days(cast($window_days as integer))
+            then used_bytes_previous end as used_bytes_previous,
+        case when previous_reconciled_at > $as_of - to_days(cast($window_days as integer))
+            then inode_count_previous end as inode_count_previous
     from observations
-    window w as (partition by source, volume_id order by reconciled_at)
 ),
 
 steps as (

@@ -1,12 +1,12 @@
 -- One row per volume per snapshot: the lake's columns and types, duplicates removed.
 -- grain: (source, volume_id, snapshot_at); volume ids are unique only within a source (fleet)
--- depends on: lake_volume_snapshots (source view over the Parquet lake)
--- parameters: $as_of (snapshots after it are ignored, so a past build can be replayed),
---   $since (first day built; a full build binds the epoch)
--- incremental: snapshot_at (an incremental build replaces the rows from $since on)
+-- depends on: lake_volume_snapshots (source view over this build's links to the lake files)
+-- parameters: $as_of (snapshots after it are ignored, so a past build can be replayed)
+-- materialized: view (the hourly history lives once, in the lake's Parquet files: no build
+--   copies it; $as_of is written into the view as a literal)
 -- A snapshot stored twice (an hourly file beside its day's compacted file) keeps the row
--- observed last: the source view deduplicates, and only across files that can overlap
--- (pipelines/warehouse.py `create_lake_view`), so a lake without such files is never sorted.
+-- observed last: such a day is deduplicated once, when the build links the lake
+-- (pipelines/warehouse.py `_link_lake`), so a lake without such files is never sorted.
 -- columns:
 --   source: the fleet the row came from (`default` without a sources file); constant per lake
 --     file
@@ -32,7 +32,6 @@ lake as (
     from lake_volume_snapshots
     -- the partition filter lets DuckDB skip whole days without opening their files
     where snapshot_date <= cast($as_of as date)
-        and snapshot_date >= $since
         and snapshot_at <= $as_of
 ),
 
