@@ -63,9 +63,12 @@ def test_report_renders_without_console_errors(report_file: Path, tmp_path: Path
     dom = result.stdout
     assert dom.count("<svg") >= 3, "fleet chart, status chart and sparklines"
     assert re.search(r'<polyline points="[^"]+"', dom), "the fleet chart draws a line"
-    table = dom[dom.index('id="at-risk-table"') :]
-    table = table[: table.index("</table>")]
-    assert len(re.findall(r'<tr id="volume-', table)) >= 3
+    rows = 0
+    for table_id in ("already-full-table", "at-risk-table"):  # full volumes have their own list
+        table = dom[dom.index(f'id="{table_id}"') :]
+        table = table[: table.index("</table>")]
+        rows += len(re.findall(r"<tr id=\"volume-|<tr><td", table))
+    assert rows >= 3
     assert "critical" in table
 
 

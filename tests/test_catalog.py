@@ -66,7 +66,8 @@ def test_every_public_table_and_column_carries_its_description(published):
     con = duckdb.connect(str(warehouse_path(published)), read_only=True)
     tables = dict(
         con.execute(
-            "select table_name, comment from duckdb_tables() where schema_name = 'main'"
+            "select table_name, comment from duckdb_tables() where schema_name = 'main' "
+            "union all select view_name, comment from duckdb_views() where schema_name = 'main'"
         ).fetchall()
     )
     for table in PUBLIC_TABLES:
@@ -121,7 +122,8 @@ def test_the_duckdb_cli_lists_the_catalog_read_only(published):
             "-noheader",
             "-c",
             "select table_name, comment from duckdb_tables() where schema_name = 'main' "
-            "order by table_name",
+            "union all select view_name, comment from duckdb_views() "
+            "where schema_name = 'main' and not internal order by 1",
         ],
         capture_output=True,
         text=True,
@@ -234,4 +236,7 @@ def test_the_default_schema_holds_exactly_the_public_tables(published):
     assert {"warehouse.main", "warehouse.staging", "warehouse.build"} <= set(
         inspector.get_schema_names()
     )
-    assert sorted(inspector.get_table_names(schema="warehouse.main")) == sorted(PUBLIC_TABLES)
+    listed = inspector.get_table_names(schema="warehouse.main") + inspector.get_view_names(
+        schema="warehouse.main"
+    )
+    assert sorted(listed) == sorted(PUBLIC_TABLES)  # volume_snapshots is a view
