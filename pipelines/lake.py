@@ -183,7 +183,7 @@ class DataDir:
     # -- staging ------------------------------------------------------------------------------
     def stage(self, name: str) -> Path:
         """A fresh staging path on the same filesystem (so publishing is a rename)."""
-        _mkdir(self.staging)
+        mkdir_private(self.staging)
         return self.staging / f"{os.getpid()}-{uuid.uuid4().hex[:12]}-{name}"
 
     def sweep_staging(self) -> int:
@@ -210,7 +210,7 @@ class DataDir:
     @contextlib.contextmanager
     def partition_lock(self, snapshot_at: datetime, timeout: float = 600.0) -> Iterator[None]:
         """One writer per partition at a time, across processes (CLI, daemon, tests)."""
-        _mkdir(self.locks)
+        mkdir_private(self.locks)
         path = self.locks / f"{self.stem(snapshot_at)}.lock"
         busy = f"another run holds partition {self.stem(snapshot_at)}"
         with exclusive_lock(path, timeout, TimeoutError(busy)):
@@ -300,7 +300,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _mkdir(path: Path) -> None:
+def mkdir_private(path: Path) -> None:
     # `parents=True` would create the missing parents with the default (world-readable) mode.
     missing = []
     while not path.exists():
@@ -332,7 +332,7 @@ def publish(staged: Path, final: Path) -> None:
     with open(staged, "rb") as f:
         os.fsync(f.fileno())
     os.chmod(staged, FILE_MODE)
-    _mkdir(final.parent)
+    mkdir_private(final.parent)
     os.replace(staged, final)
     fsync_dir(final.parent)
 

@@ -28,7 +28,7 @@ import duckdb
 
 from pipelines import config, settings
 from pipelines.catalog import apply_comments
-from pipelines.lake import DIR_MODE, FILE_MODE, LAKE_TABLE, exclusive_lock
+from pipelines.lake import FILE_MODE, LAKE_TABLE, exclusive_lock, mkdir_private
 from pipelines.models import Model, models
 from pipelines.objectstore import Remote
 
@@ -309,7 +309,7 @@ def _sql_string(value: str) -> str:
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
-    target.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    mkdir_private(target.parent)
     try:
         os.link(source, target)
     except OSError as error:
@@ -344,7 +344,7 @@ def _link_lake(
         whole_day = [p for p in paths if not _SLUG_FILE.match(p.rsplit("/", 1)[-1])]
         if len(paths) > 1 and whole_day:
             out = target / "current" / folder / "deduplicated.parquet"
-            out.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            mkdir_private(out.parent)
             files = [str(root / p) for p in sorted(paths)]
             con.execute("set variable overlapping_day = ?", [files])
             select = _lake_select("getvariable('overlapping_day')", deduplicate=True)
@@ -1159,7 +1159,7 @@ def _build(
             )
             step = time.perf_counter()
             if export_parquet:
-                marts_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+                mkdir_private(marts_dir)
                 for name in EXPORTED_TABLES:
                     final = marts_dir / f"{name}.parquet"
                     temporary = marts_dir / f"{name}.parquet.{token}.tmp"
