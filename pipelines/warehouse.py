@@ -352,6 +352,7 @@ def _link_lake(
                 f"copy ({select}) to $path (format parquet, compression zstd)",
                 {"path": str(out)},
             )
+            os.chmod(out, FILE_MODE)  # DuckDB writes with the process umask
             continue
         for path in paths:
             group = "current" if has_source[path] else "legacy"
