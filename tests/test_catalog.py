@@ -63,25 +63,27 @@ def test_every_model_header_describes_its_table_in_a_summary():
 
 
 def test_every_public_table_and_column_carries_its_description(published):
-    con = duckdb.connect(str(warehouse_path(published)), read_only=True)
-    tables = dict(
-        con.execute(
-            "select table_name, comment from duckdb_tables() where schema_name = 'main' "
-            "union all select view_name, comment from duckdb_views() where schema_name = 'main'"
-        ).fetchall()
-    )
-    for table in PUBLIC_TABLES:
-        assert tables[table] == models()[table].summary
-        columns = con.execute(
-            "select column_name, comment from duckdb_columns() "
-            "where schema_name = 'main' and table_name = ?",
-            [table],
-        ).fetchall()
-        undocumented = [name for name, comment in columns if not comment]
-        assert undocumented == [], f"{table}: {undocumented}"
-        # every column a header documents exists (a renamed one leaves no stale description)
-        stale = set(models()[table].columns) - {name for name, _ in columns}
-        assert stale == set(), f"{table}: {stale}"
+    # closed at the end: a connection left open would make the driver tests' differently
+    # configured connections to the same file fail
+    with duckdb.connect(str(warehouse_path(published)), read_only=True) as con:
+        tables = dict(
+            con.execute(
+                "select table_name, comment from duckdb_tables() where schema_name = 'main' "
+                "union all select view_name, comment from duckdb_views() where schema_name = 'main'"
+            ).fetchall()
+        )
+        for table in PUBLIC_TABLES:
+            assert tables[table] == models()[table].summary
+            columns = con.execute(
+                "select column_name, comment from duckdb_columns() "
+                "where schema_name = 'main' and table_name = ?",
+                [table],
+            ).fetchall()
+            undocumented = [name for name, comment in columns if not comment]
+            assert undocumented == [], f"{table}: {undocumented}"
+            # every column a header documents exists (a renamed one leaves no stale description)
+            stale = set(models()[table].columns) - {name for name, _ in columns}
+            assert stale == set(), f"{table}: {stale}"
 
 
 def test_duckdb_engine_lists_each_public_table_with_its_descriptions(published):
@@ -198,20 +200,22 @@ def test_pyarrow_reads_every_parquet_mart_with_instants_in_utc(published):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    con = duckdb.connect(str(warehouse_path(published)), read_only=True)
-    for path in sorted((published / "marts").glob("*.parquet")):
-        schema = pq.read_schema(path)
-        warehouse = dict(
-            con.execute(
-                "select column_name, data_type from duckdb_columns() where table_name = ?",
-                [path.stem],
-            ).fetchall()
-        )
-        assert set(schema.names) == set(warehouse), path.stem
-        for field in schema:
-            assert not pa.types.is_null(field.type), (path.stem, field.name)
-            if warehouse[field.name] == "TIMESTAMP WITH TIME ZONE":
-                assert pa.types.is_timestamp(field.type) and field.type.tz == "UTC", field
+    # closed at the end: a connection left open would make the driver tests' differently
+    # configured connections to the same file fail
+    with duckdb.connect(str(warehouse_path(published)), read_only=True) as con:
+        for path in sorted((published / "marts").glob("*.parquet")):
+            schema = pq.read_schema(path)
+            warehouse = dict(
+                con.execute(
+                    "select column_name, data_type from duckdb_columns() where table_name = ?",
+                    [path.stem],
+                ).fetchall()
+            )
+            assert set(schema.names) == set(warehouse), path.stem
+            for field in schema:
+                assert not pa.types.is_null(field.type), (path.stem, field.name)
+                if warehouse[field.name] == "TIMESTAMP WITH TIME ZONE":
+                    assert pa.types.is_timestamp(field.type) and field.type.tz == "UTC", field
 
 
 def test_the_default_schema_holds_exactly_the_public_tables(published):
