@@ -24,6 +24,7 @@ from pipelines.warehouse import (
     EmptyLakeError,
     build_warehouse,
     connect_published,
+    lake_view,
     warehouse_path,
 )
 from tests.lakegen import END, Volume, snapshots, write_lake
@@ -116,7 +117,7 @@ def test_lake_links_of_earlier_builds_are_removed_after_their_grace(tmp_path, mo
     for _ in range(3):
         build_warehouse(tmp_path)
     assert len(list((tmp_path / LAKE_LINKS_DIR).iterdir())) == 3
-    monkeypatch.setattr(warehouse, "LAKE_LINKS_GRACE", timedelta(0))
+    monkeypatch.setattr(lake_view, "LAKE_LINKS_GRACE", timedelta(0))
     build_warehouse(tmp_path)
     # this build's links, and the newest earlier ones (the next build reads them)
     assert len(list((tmp_path / LAKE_LINKS_DIR).iterdir())) == 2
@@ -260,7 +261,6 @@ def test_checks_flag_a_gap_and_a_row_drop(tmp_path):
     frame = frame.filter(frame["snapshot_at"] != END - timedelta(hours=5))
     write_lake(tmp_path, frame)
     build_warehouse(tmp_path)
-    from pipelines import warehouse
 
     with connect_published(tmp_path) as con:
         gap = warehouse.check_no_missing_snapshots(con)
