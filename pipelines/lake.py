@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import polars as pl
 
 LAKE_TABLE = "volume_snapshots"
+WAREHOUSE_FILE = "warehouse.duckdb"
 _SLUG = re.compile(r"^\d{8}T\d{4}Z$")
 # Files and directories we create carry no world access.
 FILE_MODE = 0o640
@@ -126,9 +127,26 @@ class DataDir:
     def locks(self) -> Path:
         return self.root / ".locks"
 
+    def lake_files(self) -> list[Path]:
+        """The snapshot files in the lake now (every source's)."""
+        return sorted(self.lake.glob("snapshot_date=*/*.parquet"))
+
     @property
     def warehouse(self) -> Path:
-        return self.root / "warehouse.duckdb"
+        """The published warehouse."""
+        return self.root / WAREHOUSE_FILE
+
+    @property
+    def marts(self) -> Path:
+        """The Parquet export of the warehouse's public tables, `<table>.parquet`."""
+        return self.root / "marts"
+
+    @property
+    def warehouse_links(self) -> Path:
+        """One folder per build of hard links to the lake files it read
+        (`<token>/current|legacy/snapshot_date=YYYY-MM-DD/`), which its `lake_volume_snapshots`
+        view reads (see `pipelines/warehouse/lake_view.py`)."""
+        return self.root / "warehouse.lake"
 
     def _under(self, base: Path, snapshot_at: datetime, suffix: str) -> Path:
         slug = partition_slug(snapshot_at)

@@ -8,7 +8,8 @@ rebuilds the other models whole; anything it cannot vouch for falls back to a fu
 One concern per module: `lake_view` (the lake as a source), `engine` (build and publish),
 `incremental` (what an incremental build replaces), `params` (forecast parameters), `checks`
 (data-quality checks), `published` (reading the published warehouse), `schema` (relations),
-`paths` (files under the data dir), `errors`. The names below are the package's interface.
+`errors`. Where files live is `pipelines.lake.DataDir`'s. The names below are the package's
+interface.
 """
 
 from pipelines.warehouse.checks import (
@@ -30,22 +31,9 @@ from pipelines.warehouse.engine import (
     run_model,
 )
 from pipelines.warehouse.errors import BuildError, EmptyLakeError
-from pipelines.warehouse.incremental import (
-    ENGINE_VERSION,
-    HISTORY_TABLE,
-    STEPS_NAME,
-    STEPS_TABLE,
-)
+from pipelines.warehouse.incremental import ENGINE_VERSION, STEPS_NAME, STEPS_TABLE
 from pipelines.warehouse.lake_view import LAKE_LINKS_GRACE, create_lake_view
 from pipelines.warehouse.params import ForecastParams, steps_horizon
-from pipelines.warehouse.paths import (
-    LAKE_LINKS_DIR,
-    MARTS_DIR,
-    WAREHOUSE_FILE,
-    lake_dir,
-    lake_files,
-    warehouse_path,
-)
 from pipelines.warehouse.published import connect_published, top_at_risk
 from pipelines.warehouse.schema import (
     BUILD_SCHEMA,
@@ -65,12 +53,9 @@ __all__ = [
     "ENGINE_VERSION",
     "EPOCH",
     "EXPORTED_TABLES",
-    "HISTORY_TABLE",
     "INFO_TABLE",
-    "LAKE_LINKS_DIR",
     "LAKE_LINKS_GRACE",
     "MANIFEST_TABLE",
-    "MARTS_DIR",
     "NO_VOLUMES_YET",
     "PUBLIC_TABLES",
     "RETIRED_EXPORTS",
@@ -78,7 +63,6 @@ __all__ = [
     "STEPS_NAME",
     "STEPS_TABLE",
     "STORAGE_COMPATIBILITY",
-    "WAREHOUSE_FILE",
     "BuildError",
     "BuildResult",
     "CheckOutcome",
@@ -95,12 +79,9 @@ __all__ = [
     "connect_published",
     "create_lake_view",
     "forecast_problems",
-    "lake_dir",
-    "lake_files",
     "qualified",
     "run_model",
     "schema_of",
     "steps_horizon",
     "top_at_risk",
-    "warehouse_path",
 ]

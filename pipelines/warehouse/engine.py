@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import logging
 import os
 import re
@@ -19,20 +18,18 @@ import duckdb
 
 from pipelines import config
 from pipelines.catalog import apply_comments
-from pipelines.lake import FILE_MODE, exclusive_lock, mkdir_private
+from pipelines.lake import FILE_MODE, DataDir, exclusive_lock, mkdir_private
 from pipelines.models import Model, models
 from pipelines.objectstore import Remote
 from pipelines.warehouse.checks import forecast_problems
 from pipelines.warehouse.errors import BuildError, EmptyLakeError, FullBuildNeeded
 from pipelines.warehouse.incremental import (
-    HISTORY_TABLE,
-    STEPS_NAME,
-    append_history,
+    Provision,
+    append,
     first_changed_day,
-    load_previous_history,
-    prepare_observations_before,
+    provider,
+    read_copy,
     replace_from,
-    update_observation_steps,
     write_manifest,
 )
 from pipelines.warehouse.lake_view import (
@@ -42,23 +39,14 @@ from pipelines.warehouse.lake_view import (
     lake_manifest,
     latest_file_instant,
     link_lake,
+    remove,
     retire_links,
 )
 from pipelines.warehouse.params import ForecastParams, steps_horizon
-from pipelines.warehouse.paths import (
-    LAKE_LINKS_DIR,
-    MARTS_DIR,
-    WAREHOUSE_FILE,
-    lake_dir,
-    lake_files,
-    remove,
-    warehouse_path,
-)
 from pipelines.warehouse.schema import (
     BUILD_SCHEMA,
     EPOCH,
     EXPORTED_TABLES,
-    INFO_TABLE,
     MANIFEST_TABLE,
     PUBLIC_TABLES,
     RETIRED_EXPORTS,
@@ -155,16 +143,21 @@ def run_model(con: duckdb.DuckDBPyConnection, model: Model, bindings: dict[str, 
     )
 
 
-def _build_lock(data_dir: Path, timeout: float) -> contextlib.AbstractContextManager[None]:
-    lock_path = Path(data_dir) / f"{WAREHOUSE_FILE}.lock"
+def _build_lock(layout: DataDir, timeout: float) -> contextlib.AbstractContextManager[None]:
+    lock_path = _beside(layout.warehouse, "lock")
     return exclusive_lock(lock_path, timeout, BuildError(f"another build holds {lock_path}"))
 
 
-def _clean_stale(data_dir: Path) -> None:
+def _beside(published: Path, suffix: str) -> Path:
+    """A file next to the published warehouse: `warehouse.duckdb.<suffix>`."""
+    return published.with_name(f"{published.name}.{suffix}")
+
+
+def _clean_stale(layout: DataDir) -> None:
     """Remove leftovers of killed builds (safe: we hold the build lock)."""
-    for leftover in Path(data_dir).glob(f"{WAREHOUSE_FILE}.*.building*"):
+    for leftover in layout.root.glob(f"{layout.warehouse.name}.*.building*"):
         remove(leftover)
-    for leftover in (Path(data_dir) / MARTS_DIR).glob("*.parquet.*.tmp"):
+    for leftover in layout.marts.glob("*.parquet.*.tmp"):
         leftover.unlink(missing_ok=True)
 
 
@@ -228,81 +221,83 @@ def build_warehouse(
     before it replaces the local one: a refused upload leaves both as they were.
     """
     started = time.perf_counter()
-    data_dir = Path(data_dir)
-    params = params or ForecastParams()
+    layout = DataDir(Path(data_dir), remote=remote)
     # beyond the limit DuckDB spills under the data dir instead of failing or swapping
     memory_limit = memory_limit or config.build_memory_limit()
     if remote is not None:
-        remote.pull(lake_dir(data_dir))
+        layout.pull_lake()
         # a fresh cache starts from the bucket's warehouse: it carries the forecast history
-        remote.fetch_missing([warehouse_path(data_dir)])
-    if not lake_files(data_dir):
-        raise EmptyLakeError(f"the lake has no snapshot files under {lake_dir(data_dir)}")
+        remote.fetch_missing([layout.warehouse])
+    if not layout.lake_files():
+        raise EmptyLakeError(f"the lake has no snapshot files under {layout.lake}")
     if as_of is not None and as_of.tzinfo is None:
         raise BuildError("as_of must be timezone-aware")
 
-    with _build_lock(data_dir, lock_timeout):
-        _clean_stale(data_dir)
-        manifest = lake_manifest(data_dir)
-        reason = "asked for a full build"
-        build = functools.partial(
-            _build,
-            data_dir,
-            manifest,
-            started,
-            as_of,
-            params,
-            export_parquet,
-            memory_limit,
-            remote,
-            threads,
+    with _build_lock(layout, lock_timeout):
+        _clean_stale(layout)
+        plan = BuildPlan(
+            layout=layout,
+            manifest=lake_manifest(layout),
+            started=started,
+            as_of=as_of,
+            params=params or ForecastParams(),
+            export_parquet=export_parquet,
+            memory_limit=memory_limit,
+            threads=threads,
         )
+        reason = "asked for a full build"
         if not full:
             try:
-                return build(incremental=True)
+                return _build(plan, incremental=True)
             except FullBuildNeeded as why:
                 reason = str(why)
                 log.info("full build: %s", reason)
-        result = build(incremental=False)
+        result = _build(plan, incremental=False)
         return dataclasses.replace(result, full_reason=reason)
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """One build request, the same for its incremental attempt and the full build it may fall
+    back to: the data dir (with its object store), the lake files as found under the build
+    lock, and how to build."""
+
+    layout: DataDir
+    manifest: dict[str, LakeFile]
+    started: float
+    as_of: datetime | None
+    params: ForecastParams
+    export_parquet: bool
+    memory_limit: str
+    threads: int | None
 
 
 #: The oldest DuckDB release that must be able to open the warehouse.
 STORAGE_COMPATIBILITY = "v1.5.0"
 
 
-def _build(
-    data_dir: Path,
-    manifest: dict[str, LakeFile],
-    started: float,
-    as_of: datetime | None,
-    params: ForecastParams,
-    export_parquet: bool,
-    memory_limit: str,
-    remote: Remote | None,
-    threads: int | None,
-    *,
-    incremental: bool,
-) -> BuildResult:
+def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
+    layout, manifest, as_of, params = plan.layout, plan.manifest, plan.as_of, plan.params
     token = uuid.uuid4().hex
-    building = data_dir / f"{WAREHOUSE_FILE}.{token}.building"
-    marts_dir = data_dir / MARTS_DIR
+    published = layout.warehouse
+    building = _beside(published, f"{token}.building")
+    marts_dir = layout.marts
     staged: dict[str, tuple[Path, Path]] = {}
     since: date | None = None
-    links = data_dir / LAKE_LINKS_DIR / token
+    links = layout.warehouse_links / token
     try:
         timings: dict[str, float] = {}
         if incremental:
             step = time.perf_counter()
-            since = first_changed_day(data_dir, manifest, as_of, building)
+            since = first_changed_day(layout, manifest, as_of, building)
             timings["copy"] = round(time.perf_counter() - step, 3)
-        spill = data_dir / f"{WAREHOUSE_FILE}.{token}.building.tmp"
+        spill = _beside(published, f"{token}.building.tmp")
         spilled = 0
         con = duckdb.connect(
             str(building),
             config={
                 # beyond the limit DuckDB spills to disk instead of failing or swapping
-                "memory_limit": memory_limit,
+                "memory_limit": plan.memory_limit,
                 "temp_directory": str(spill),
                 # no model relies on row order; keeping it costs memory in every CTAS
                 "preserve_insertion_order": False,
@@ -310,7 +305,7 @@ def _build(
                 # the DuckDB drivers BI tools bundle lag the Python package's 2.x format
                 "storage_compatibility_version": STORAGE_COMPATIBILITY,
                 # one thread makes what spills, and when, the same on every run (tests)
-                **({"threads": threads} if threads else {}),
+                **({"threads": plan.threads} if plan.threads else {}),
             },
         )
         try:
@@ -321,14 +316,14 @@ def _build(
                 con.execute(f"create schema if not exists {schema}")
             # models name each other unqualified
             con.execute(f"set search_path = 'main,{STAGING_SCHEMA}'")
-            create_lake_view(con, data_dir, since or EPOCH, name="changed_lake_snapshots")
+            create_lake_view(con, layout, since or EPOCH, name="changed_lake_snapshots")
             if as_of is None:
                 as_of = scalar(con, "select max(snapshot_at) from changed_lake_snapshots")
                 if as_of is None:
                     if since is not None:
                         raise FullBuildNeeded(f"no lake rows from {since} on")
                     # every snapshot is valid and empty (no volumes yet): an empty warehouse
-                    as_of = latest_file_instant(data_dir)
+                    as_of = latest_file_instant(layout)
             as_of = as_of.astimezone(UTC)
             if since is not None and as_of.date() < since:
                 raise FullBuildNeeded(f"as_of {as_of} falls before the first changed day")
@@ -340,36 +335,12 @@ def _build(
                 # rows kept from the previous build are those before `since`: these would
                 # duplicate them
                 raise FullBuildNeeded(f"lake files from {since} on hold earlier snapshots")
-            if since is None:  # an incremental build keeps the history of its copy
-                step = time.perf_counter()
-                load_previous_history(con, data_dir)
-                timings["history"] = round(time.perf_counter() - step, 3)
             bindings = {
                 **params.bindings(as_of, datetime.now(UTC)),
                 "since": since or EPOCH,
             }
-            replaced = None
-            if since is not None:
-                replaced = "replaced_observation_keys"
-                con.execute(
-                    f"""
-                    create temp table {replaced} as
-                    select source, volume_id, last_reconciled_at as reconciled_at, count(*) as n
-                    from volume_snapshots
-                    where snapshot_at >= $since and last_reconciled_at is not null
-                    group by all
-                    """,
-                    {"since": datetime(since.year, since.month, since.day, tzinfo=UTC)},
-                )
-            touched_before = previous_horizon = None
-            if since is not None:
-                touched_before = scalar(
-                    con,
-                    "select min(reconciled_at) from volume_observations "
-                    "where first_seen_at >= $since",
-                    {"since": datetime.combine(since, datetime.min.time(), UTC)},
-                )
-                previous_horizon = scalar(con, f"select steps_horizon from {INFO_TABLE}")
+            # before the lake view moves to this build's links: volume_snapshots reads it
+            copy = read_copy(con, since)
             horizon = steps_horizon(as_of, params)
             step = time.perf_counter()
             known: dict[tuple[str, int], bool] = {}
@@ -380,21 +351,26 @@ def _build(
                         f"select path, inode, has_source from {MANIFEST_TABLE}"
                     ).fetchall()
                 }
-            has_source = files_with_source(con, data_dir, manifest, known)
-            link_lake(con, data_dir, manifest, has_source, links)
+            has_source = files_with_source(con, layout, manifest, known)
+            link_lake(con, layout, manifest, has_source, links)
             timings["lake_links"] = round(time.perf_counter() - step, 3)
+            provision = Provision(con, layout, copy, horizon)
             for model in models().values():
-                if STEPS_NAME in model.sources and STEPS_NAME not in timings:
+                if since is not None and model.append:
                     step = time.perf_counter()
-                    update_observation_steps(con, since, touched_before, horizon, previous_horizon)
-                    timings[STEPS_NAME] = round(time.perf_counter() - step, 3)
+                    append(con, model, bindings)
+                    timings[model.name] = round(time.perf_counter() - step, 3)
+                    spilled = max(spilled, _spill_size(spill))
+                    continue
+                for source in model.sources:
+                    provide = provider(source)
+                    if provide is not None and source not in timings:
+                        step = time.perf_counter()
+                        provide(provision)
+                        timings[source] = round(time.perf_counter() - step, 3)
                 step = time.perf_counter()
-                if "volume_observations_before" in model.sources:
-                    prepare_observations_before(con, since, replaced)
                 if since is not None and model.incremental:
                     replace_from(con, model, bindings, since)
-                elif since is not None and model.name == HISTORY_TABLE:
-                    append_history(con, bindings)
                 else:
                     run_model(con, model, bindings)
                 timings[model.name] = round(time.perf_counter() - step, 3)
@@ -429,7 +405,7 @@ def _build(
                 con.execute("select risk, count(*) from volume_risk group by risk").fetchall()
             )
             step = time.perf_counter()
-            if export_parquet:
+            if plan.export_parquet:
                 mkdir_private(marts_dir)
                 for name in EXPORTED_TABLES:
                     final = marts_dir / f"{name}.parquet"
@@ -449,7 +425,7 @@ def _build(
             con.close()
         if spill.exists():
             remove(spill)
-        published = warehouse_path(data_dir)
+        remote = layout.remote
         if remote is not None:
             step = time.perf_counter()
             for temporary, final in staged.values():
@@ -461,9 +437,9 @@ def _build(
             os.replace(temporary, final)
         for retired in RETIRED_EXPORTS:
             (marts_dir / retired).unlink(missing_ok=True)
-        retire_links(data_dir / LAKE_LINKS_DIR, token)
+        retire_links(layout.warehouse_links, token)
     except BaseException:
-        for leftover in data_dir.glob(f"{WAREHOUSE_FILE}.{token}.building*"):
+        for leftover in layout.root.glob(f"{published.name}.{token}.building*"):
             remove(leftover)
         if links.exists():
             remove(links)
@@ -478,7 +454,7 @@ def _build(
         columns=columns,
         critical=int(risk_counts.get("critical", 0)),
         warning=int(risk_counts.get("warning", 0)),
-        seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - plan.started,
         parquet={name: final for name, (_, final) in staged.items()},
         timings=timings,
         mode="incremental" if since is not None else "full",

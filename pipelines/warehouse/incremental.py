@@ -1,20 +1,29 @@
-"""Incremental builds: the first changed day, rows replaced from it, observation steps, history."""
+"""Incremental builds: the first changed day, rows replaced or appended, the sources provided."""
 
 from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from pipelines.lake import DataDir
 from pipelines.models import Model, models
 from pipelines.warehouse.errors import FullBuildNeeded
 from pipelines.warehouse.lake_view import LakeFile
-from pipelines.warehouse.paths import MARTS_DIR, warehouse_path
-from pipelines.warehouse.schema import INFO_TABLE, MANIFEST_TABLE, STAGING_SCHEMA, scalar, schema_of
+from pipelines.warehouse.schema import (
+    INFO_TABLE,
+    MANIFEST_TABLE,
+    STAGING_SCHEMA,
+    qualified,
+    scalar,
+    schema_of,
+)
 
 #: Bump when the engine's incremental logic changes, so the next build is a full one.
 ENGINE_VERSION = 4
@@ -31,7 +40,7 @@ def fingerprint() -> str:
 
 
 def first_changed_day(
-    data_dir: Path, manifest: dict[str, LakeFile], as_of: datetime | None, copy_to: Path
+    layout: DataDir, manifest: dict[str, LakeFile], as_of: datetime | None, copy_to: Path
 ) -> date:
     """Copy the published warehouse to `copy_to` and return the first day to rebuild in it.
 
@@ -40,7 +49,7 @@ def first_changed_day(
     stop at that instant), and the requested as_of's day. The published file is attached
     read-only during the copy: the shared lock keeps a writer out, so the copy is consistent.
     """
-    published = warehouse_path(data_dir)
+    published = layout.warehouse
     if not published.exists():
         raise FullBuildNeeded("no published warehouse")
     if published.with_name(published.name + ".wal").exists():
@@ -265,22 +274,19 @@ def update_observation_steps(
     )
 
 
-HISTORY_TABLE = "quota_forecast_history"
-
-
-def append_history(con: duckdb.DuckDBPyConnection, bindings: dict[str, Any]) -> None:
-    """An incremental build's quota_forecast_history: its copy of the published one, less the
-    rows sql/marts/quota_forecast_history.sql drops (this as_of's, and the older builds that
-    are not the last of their UTC day), plus this build's forecasts — the model's rows,
-    without re-reading every earlier build's (the table grows with the builds kept)."""
-    con.execute(f"delete from {HISTORY_TABLE} where as_of = $as_of", {"as_of": bindings["as_of"]})
+def append(con: duckdb.DuckDBPyConnection, model: Model, bindings: dict[str, Any]) -> None:
+    """An incremental build's rows of an append model (`-- incremental: append`, rows keyed by
+    the build's `as_of`): its copy of the published table, less the rows the model drops (this
+    as_of's, and the older builds that are not the last of their UTC day), plus the model's
+    rows for this build — computed with `previous_<name>` empty, without re-reading every
+    earlier build's rows (the table grows with the builds kept)."""
+    table = qualified(model.name)
+    con.execute(f"delete from {table} where as_of = $as_of", {"as_of": bindings["as_of"]})
     con.execute(
         f"""
-        delete from {HISTORY_TABLE}
+        delete from {table}
         where as_of < $as_of - to_days(cast($history_every_build_days as integer))
-            and as_of not in (
-                select max(as_of) from {HISTORY_TABLE} group by cast(as_of as date)
-            )
+            and as_of not in (select max(as_of) from {table} group by cast(as_of as date))
         """,
         {
             "as_of": bindings["as_of"],
@@ -288,8 +294,12 @@ def append_history(con: duckdb.DuckDBPyConnection, bindings: dict[str, Any]) -> 
         },
     )
     con.execute(
-        f"insert into {HISTORY_TABLE} by name select *, $built_at as built_at from quota_forecast",
-        {"built_at": bindings["built_at"]},
+        f"create or replace temp table previous_{model.name} as select * from {table} limit 0"
+    )
+    body = model.sql.strip().rstrip(";")
+    con.execute(
+        f"insert into {table} by name\n{body}",
+        {name: bindings[name] for name in model.parameters},
     )
 
 
@@ -310,15 +320,11 @@ def replace_from(
     if kind.startswith("TIMESTAMP"):
         bound = datetime(since.year, since.month, since.day, tzinfo=UTC)
     con.execute(f'delete from "{model.name}" where "{column}" >= $since', {"since": bound})
-    if model.name == "volume_observations":
-        # reconciliations first seen earlier are rebuilt whole from their earlier part
+    if model.also_replaces:
+        key = ", ".join(model.grain)
         con.execute(
-            """
-            delete from volume_observations
-            where (source, volume_id, reconciled_at) in (
-                select (source, volume_id, reconciled_at) from volume_observations_before
-            )
-            """
+            f'delete from "{model.name}" where ({key}) in '
+            f"(select ({key}) from {model.also_replaces})"
         )
     body = model.sql.strip().rstrip(";")
     con.execute(
@@ -327,14 +333,15 @@ def replace_from(
     )
 
 
-def load_previous_history(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
-    """Copy the published warehouse's forecast history into `previous_quota_forecast_history`.
+def load_previous(con: duckdb.DuckDBPyConnection, layout: DataDir, name: str) -> None:
+    """Copy the published warehouse's table `name` into `previous_<name>` (what an append
+    model reads of its earlier rows in a full build; empty without a published one).
 
     The published file is attached read-only; if a process holds it open read-write (a DuckDB
     CLI without -readonly) the lock refuses the attach, so the Parquet export is used instead.
     """
-    published = warehouse_path(data_dir)
-    exported = Path(data_dir) / MARTS_DIR / "quota_forecast_history.parquet"
+    published = layout.warehouse
+    exported = layout.marts / f"{name}.parquet"
     loaded = False
     if published.exists():
         try:
@@ -345,25 +352,98 @@ def load_previous_history(con: duckdb.DuckDBPyConnection, data_dir: Path) -> Non
             try:
                 found = con.execute(
                     "select count(*) from duckdb_tables() "
-                    "where database_name = 'previous_warehouse' "
-                    "and table_name = 'quota_forecast_history'"
+                    "where database_name = 'previous_warehouse' and table_name = ?",
+                    [name],
                 ).fetchone()
                 if found and found[0]:
                     con.execute(
-                        "create or replace temp table previous_quota_forecast_history as "
-                        "select * from previous_warehouse.quota_forecast_history"
+                        f"create or replace temp table previous_{name} as "
+                        f'select * from previous_warehouse."{name}"'
                     )
                     loaded = True
             finally:
                 con.execute("detach previous_warehouse")
     if not loaded and exported.exists():
         con.execute(
-            "create or replace temp table previous_quota_forecast_history as "
-            "select * from read_parquet(?)",
+            f"create or replace temp table previous_{name} as select * from read_parquet(?)",
             [str(exported)],
         )
         loaded = True
     if not loaded:
-        con.execute(
-            "create or replace temp table previous_quota_forecast_history (as_of timestamptz)"
-        )
+        con.execute(f"create or replace temp table previous_{name} (as_of timestamptz)")
+
+
+@dataclass(frozen=True)
+class Copy:
+    """What a build reads of the warehouse it starts from before any model replaces a row: in
+    an incremental build its copy of the published one; nothing in a full build."""
+
+    since: date | None = None
+    #: a temp table of the (source, volume_id, reconciled_at) keys of the volume_snapshots rows
+    #: from `since` on, with their counts
+    replaced: str | None = None
+    #: the earliest reconciliation first seen from `since` on
+    touched_before: datetime | None = None
+    #: the horizon volume_observation_steps was kept from
+    previous_horizon: datetime | None = None
+
+
+def read_copy(con: duckdb.DuckDBPyConnection, since: date | None) -> Copy:
+    """What the sources below need of the copy, read before the models replace its rows."""
+    if since is None:
+        return Copy()
+    since_at = datetime.combine(since, datetime.min.time(), UTC)
+    replaced = "replaced_observation_keys"
+    con.execute(
+        f"""
+        create temp table {replaced} as
+        select source, volume_id, last_reconciled_at as reconciled_at, count(*) as n
+        from volume_snapshots
+        where snapshot_at >= $since and last_reconciled_at is not null
+        group by all
+        """,
+        {"since": since_at},
+    )
+    return Copy(
+        since=since,
+        replaced=replaced,
+        touched_before=scalar(
+            con,
+            "select min(reconciled_at) from volume_observations where first_seen_at >= $since",
+            {"since": since_at},
+        ),
+        previous_horizon=scalar(con, f"select steps_horizon from {INFO_TABLE}"),
+    )
+
+
+@dataclass(frozen=True)
+class Provision:
+    """What the engine hands a source's provider: the build's connection and state."""
+
+    con: duckdb.DuckDBPyConnection
+    layout: DataDir
+    copy: Copy
+    horizon: datetime
+
+
+def _observations_before(p: Provision) -> None:
+    prepare_observations_before(p.con, p.copy.since, p.copy.replaced)
+
+
+def _observation_steps(p: Provision) -> None:
+    update_observation_steps(
+        p.con, p.copy.since, p.copy.touched_before, p.horizon, p.copy.previous_horizon
+    )
+
+
+def provider(source: str) -> Callable[[Provision], None] | None:
+    """How the engine fills `source` (one of `models.SOURCES`) before the first model whose
+    SQL runs reads it; None for the lake view, declared before any model runs."""
+    if source == "volume_observations_before":
+        return _observations_before
+    if source == STEPS_NAME:
+        return _observation_steps
+    if source.startswith("previous_"):
+        name = source.removeprefix("previous_")
+        return lambda p: load_previous(p.con, p.layout, name)
+    return None

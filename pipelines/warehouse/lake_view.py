@@ -12,9 +12,8 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.lake import FILE_MODE, mkdir_private
+from pipelines.lake import FILE_MODE, DataDir, mkdir_private
 from pipelines.warehouse.errors import BuildError, EmptyLakeError
-from pipelines.warehouse.paths import lake_dir, lake_files, remove
 from pipelines.warehouse.schema import EPOCH, STAGING_SCHEMA, sql_string
 
 #: A file written by ingest for one snapshot instant, e.g. 20261127T0100Z.parquet (the default
@@ -25,7 +24,7 @@ SLUG_FILE = re.compile(r"^\d{8}T\d{4}Z(\.[a-z0-9][a-z0-9_-]{0,31})?\.parquet$")
 LAKE_LINKS_GRACE = timedelta(hours=24)
 
 
-def _lake_file_groups(data_dir: Path, since: date = EPOCH) -> tuple[list[str], list[str]]:
+def _lake_file_groups(layout: DataDir, since: date = EPOCH) -> tuple[list[str], list[str]]:
     """(files whose rows cannot be stored elsewhere, files that may share rows with another).
 
     Each lake file covers either one snapshot instant (`<slug>.parquet`, written by ingest) or,
@@ -38,7 +37,7 @@ def _lake_file_groups(data_dir: Path, since: date = EPOCH) -> tuple[list[str], l
     """
     unique: list[str] = []
     overlapping: list[str] = []
-    for folder in sorted(lake_dir(data_dir).glob("snapshot_date=*")):
+    for folder in sorted(layout.lake.glob("snapshot_date=*")):
         day = folder_day(folder.name)
         if day is not None and day < since:
             continue
@@ -88,7 +87,7 @@ def lake_select(files: str, *, deduplicate: bool) -> str:
 
 def create_lake_view(
     con: duckdb.DuckDBPyConnection,
-    data_dir: Path,
+    layout: DataDir,
     since: date = EPOCH,
     name: str = "lake_volume_snapshots",
 ) -> None:
@@ -99,11 +98,11 @@ def create_lake_view(
     session variables and the view reads them with getvariable(). With `since`, only the day
     folders from that day on are listed.
     """
-    unique, overlapping = _lake_file_groups(data_dir, since)
+    unique, overlapping = _lake_file_groups(layout, since)
     parts = []
     if unique or not overlapping:
         # an empty lake keeps the glob, so reading it fails as it always did
-        empty = str(lake_dir(data_dir) / "snapshot_date=*" / "*.parquet")
+        empty = str(layout.lake / "snapshot_date=*" / "*.parquet")
         con.execute(f"set variable {name}_unique = ?", [unique or [empty]])
         parts.append(lake_select(f"getvariable('{name}_unique')", deduplicate=False))
     if overlapping:
@@ -128,7 +127,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 def link_lake(
     con: duckdb.DuckDBPyConnection,
-    data_dir: Path,
+    layout: DataDir,
     manifest: dict[str, LakeFile],
     has_source: dict[str, bool],
     target: Path,
@@ -143,7 +142,7 @@ def link_lake(
     reader holding it keeps seeing its build. The view names `target` by absolute path, so the
     warehouse opens from any working directory.
     """
-    root = lake_dir(data_dir)
+    root = layout.lake
     days: dict[str, list[str]] = {}
     for path in manifest:
         days.setdefault(path.split("/", 1)[0], []).append(path)
@@ -177,7 +176,7 @@ def link_lake(
 
 def files_with_source(
     con: duckdb.DuckDBPyConnection,
-    data_dir: Path,
+    layout: DataDir,
     manifest: dict[str, LakeFile],
     known: dict[tuple[str, int], bool],
 ) -> dict[str, bool]:
@@ -186,7 +185,7 @@ def files_with_source(
     found = {path: known.get((path, entry.inode)) for path, entry in manifest.items()}
     unknown = [path for path, value in found.items() if value is None]
     if unknown:
-        root = lake_dir(data_dir)
+        root = layout.lake
         with_source = {
             row[0]
             for row in con.execute(
@@ -224,17 +223,17 @@ def folder_day(name: str) -> date | None:
         return None
 
 
-def latest_file_instant(data_dir: Path) -> datetime:
+def latest_file_instant(layout: DataDir) -> datetime:
     """The latest snapshot instant the lake's file names give (a compacted day counts from its
     start): the as_of of a lake whose snapshots hold no rows, which no row can give."""
     instants = []
-    for file in lake_files(data_dir):
+    for file in layout.lake_files():
         if SLUG_FILE.match(file.name):
             instants.append(datetime.strptime(file.name[:14], "%Y%m%dT%H%MZ").replace(tzinfo=UTC))
         elif (day := folder_day(file.parent.name)) is not None:
             instants.append(datetime.combine(day, datetime.min.time(), UTC))
     if not instants:
-        raise EmptyLakeError(f"the lake under {lake_dir(data_dir)} has no rows")
+        raise EmptyLakeError(f"the lake under {layout.lake} has no rows")
     return max(instants)
 
 
@@ -247,15 +246,15 @@ class LakeFile:
     inode: int
 
 
-def lake_manifest(data_dir: Path) -> dict[str, LakeFile]:
+def lake_manifest(layout: DataDir) -> dict[str, LakeFile]:
     """Every lake file (by path under the lake table) with its day, size and mtime.
 
     Taken before the lake is read: a file replaced while the build reads it gets a new mtime,
     so the next build sees its day as changed (never the other way round).
     """
-    root = lake_dir(data_dir)
+    root = layout.lake
     manifest = {}
-    for path in lake_files(data_dir):
+    for path in layout.lake_files():
         try:
             stat = path.stat()
         except FileNotFoundError:
@@ -265,3 +264,11 @@ def lake_manifest(data_dir: Path) -> dict[str, LakeFile]:
             folder_day(relative.parts[0]), stat.st_size, stat.st_mtime_ns, stat.st_ino
         )
     return manifest
+
+
+def remove(path: Path) -> None:
+    """Remove a file or a folder with everything in it (gone already is fine)."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)

@@ -7,13 +7,13 @@ from typing import Any
 
 import duckdb
 
+from pipelines.lake import DataDir
 from pipelines.warehouse.errors import BuildError
-from pipelines.warehouse.paths import warehouse_path
 
 
 def connect_published(data_dir: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the published warehouse (what BI tools and checks use)."""
-    path = warehouse_path(data_dir)
+    path = DataDir(Path(data_dir)).warehouse
     if not path.exists():
         raise BuildError(f"no warehouse at {path}: run a build first")
     return duckdb.connect(str(path), read_only=True)

@@ -11,19 +11,13 @@ import duckdb
 EPOCH = date(1970, 1, 1)
 
 
-#: The lake files a build read, (path under the lake table, day, size, mtime_ns, inode), and the
-#: build's models fingerprint and as_of: what the next build compares to find changed days.
 #: The default schema (`main`) holds exactly the public tables; models that are only build
 #: inputs live in `staging`, the build's own bookkeeping in `build`.
 STAGING_SCHEMA = "staging"
-
-
 BUILD_SCHEMA = "build"
-
-
+#: The lake files a build read, (path under the lake table, day, size, mtime_ns, inode), and the
+#: build's models fingerprint and as_of: what the next build compares to find changed days.
 MANIFEST_TABLE = f"{BUILD_SCHEMA}._build_manifest"
-
-
 INFO_TABLE = f"{BUILD_SCHEMA}._build_info"
 
 
