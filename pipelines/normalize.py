@@ -30,7 +30,6 @@ from pipelines.strict import fast_frame
 _INT64_FIELDS = ("used_bytes", "inode_count", "max_size_bytes", "max_file_count")
 _INT32_FIELDS = ("mount_count", "max_mounts")
 _STRING_FIELDS = ("id", "name", "status", "host_id")
-_RFC3339 = RFC3339_PATTERN
 
 
 class SnapshotRejected(ValueError):
@@ -89,7 +88,7 @@ def _field_checks(name: str) -> tuple[str, str]:
     else:  # timestamps
         text = f'"t_{name}"'
         value = (
-            f"case when regexp_full_match({text}, '{_RFC3339}') "
+            f"case when regexp_full_match({text}, '{RFC3339_PATTERN}') "
             f"then try_cast({text} as timestamptz) end"
         )
         bad = f"({value}) is null"
