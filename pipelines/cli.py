@@ -224,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return simulate_main(argv[1:])
     import logging
 
+    from pipelines import config  # noqa: F401  (registers the variables holding keys for redaction)
     from pipelines.redaction import install
 
     # One line on success or failure: progress and retry warnings go to Dagster's event log.

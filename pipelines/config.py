@@ -7,6 +7,7 @@ arrive seconds later. Imports nothing heavy.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -110,6 +111,20 @@ def secret(variable: str, environ: Mapping[str, str] | None = None) -> str:
     return _env(environ).get(variable, "")
 
 
+#: Environment variables whose values are secrets wherever they appear; a sources file adds
+#: each source's `token_env` (`register_secret_env`, called when the file is loaded).
+SECRET_ENV = ("VOLCAP_API_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def register_secret_env(variable: str) -> None:
+    """Have the redactor mask this variable's value, read each time text is redacted."""
+    redaction.register_secret_reader(variable, functools.partial(secret, variable))
+
+
+for _variable in SECRET_ENV:
+    register_secret_env(_variable)
+
+
 def api_configured(environ: Mapping[str, str] | None = None) -> bool:
     """An API to snapshot is configured (`VOLCAP_API_URL` or a sources file): schedules and
     the build sensor run by default only then."""
@@ -159,7 +174,7 @@ def sources(environ: Mapping[str, str] | None = None) -> tuple[Source, ...]:
     except SourcesError as exc:
         raise ConfigError(str(exc)) from None
     for source in loaded:
-        redaction.register_secret_env(source.token_env)
+        register_secret_env(source.token_env)
     return loaded
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines import settings
 from pipelines.contract import (
     API_FIELDS,
     INT32_MAX,
@@ -180,7 +181,7 @@ def normalize(
     *,
     snapshot_at: datetime,
     observed_at: datetime,
-    max_quarantine_share: float = 0.01,
+    max_quarantine_share: float = settings.MAX_QUARANTINE_SHARE,
     fast: bool = True,
     source: str = "default",
 ) -> Normalized:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -75,6 +76,7 @@ def _execute(
     *,
     run_config: dict[str, Any] | None = None,
     tags: dict[str, str] | None = None,
+    resources: Mapping[str, object] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Run one of the code location's jobs in process, quietly; RunFailed with the reason."""
@@ -85,6 +87,7 @@ def _execute(
         raise_on_error=False,
         run_config={**QUIET, **(run_config or {})},
         tags={"volcap/trigger": "cli", **(tags or {})},
+        resources=resources,
         **kwargs,
     )
     if not result.success:
@@ -112,8 +115,10 @@ def run_snapshot(
     *,
     source: str = "default",
     dagster_instance: dg.DagsterInstance | None = None,
+    resources: Mapping[str, object] | None = None,
 ) -> SnapshotOutcome:
-    """Materialize `source`'s snapshot partition containing `at` through the snapshot job."""
+    """Materialize `source`'s snapshot partition containing `at` through the snapshot job
+    (with `resources` in place of the configured ones, if given)."""
     from pipelines.definitions import defs
     from pipelines.partitions import key_for
 
@@ -121,7 +126,7 @@ def run_snapshot(
     partitions = job.partitions_def
     assert partitions is not None
     key = key_for(partitions, at, source)
-    result = _execute("snapshot_job", dagster_instance, partition_key=key)
+    result = _execute("snapshot_job", dagster_instance, partition_key=key, resources=resources)
     raw = _metadata(result, "raw_volume_snapshots")
     lake = _metadata(result, "volume_snapshots")
     return SnapshotOutcome(
@@ -175,7 +180,10 @@ class BuildOutcome:
 
 
 def run_build(
-    *, full: bool = False, dagster_instance: dg.DagsterInstance | None = None
+    *,
+    full: bool = False,
+    dagster_instance: dg.DagsterInstance | None = None,
+    resources: Mapping[str, object] | None = None,
 ) -> BuildOutcome:
     """Materialize every warehouse model (and run their checks) through the build job."""
     result = _execute(
@@ -183,6 +191,7 @@ def run_build(
         dagster_instance,
         run_config={"ops": {"warehouse_models": {"config": {"full": full}}}},
         tags={"volcap/full": str(full).lower()},
+        resources=resources,
     )
     rows: dict[str, int] = {}
     critical = warning = 0
@@ -202,8 +211,12 @@ class ReportOutcome:
     no_volumes_yet: bool = False
 
 
-def run_report(*, dagster_instance: dg.DagsterInstance | None = None) -> ReportOutcome:
+def run_report(
+    *,
+    dagster_instance: dg.DagsterInstance | None = None,
+    resources: Mapping[str, object] | None = None,
+) -> ReportOutcome:
     """Materialize the capacity report through the report job."""
-    result = _execute("report_job", dagster_instance)
+    result = _execute("report_job", dagster_instance, resources=resources)
     metadata = _metadata(result, "capacity_report")
     return ReportOutcome(Path(str(metadata["path"])), bool(metadata.get("no_volumes_yet")))
