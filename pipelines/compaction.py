@@ -28,7 +28,8 @@ from pathlib import Path
 import duckdb
 
 from pipelines.config import SUPPORTED_CADENCES
-from pipelines.lake import DEFAULT_SOURCE, SOURCE_NAME, DataDir, fsync_dir
+from pipelines.lake import DEFAULT_SOURCE, SOURCE_NAME, DataDir
+from pipelines.publish import fsync_dir
 
 COMPACTED_PREFIX = "day-"
 
