@@ -61,8 +61,9 @@ def cmd_ingest(args: argparse.Namespace) -> str:
         raise IngestFailed(f"unknown source {args.source!r} (configured: {', '.join(configured)})")
 
     from pipelines.runner import run_snapshot, run_snapshots
+    from pipelines.sources import keyed_by_source
 
-    if configured != ["default"]:
+    if keyed_by_source(configured):
         sources = [args.source] if args.source else configured
         result = run_snapshots(at, sources)
         landed = ", ".join(

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from pipelines import redaction, settings
-from pipelines.sources import DEFAULT, Source, SourcesError, load_sources
+from pipelines.sources import DEFAULT, Source, SourcesError, load_sources, only_default
 
 DEFAULT_DATA_DIR = "./data"
 SUPPORTED_CADENCES = (15, 20, 30, 60)
@@ -213,7 +213,7 @@ def check_ingest(environ: Mapping[str, str] | None = None) -> tuple[Source, ...]
     fetch_deadline_seconds(env)
     stall_timeout_seconds(env)
     configured = sources(env)
-    if configured == (DEFAULT,):
+    if only_default(configured):
         api_url(env.get("VOLCAP_API_URL", ""))
         api_token(env)
     else:  # a source whose key is missing fails alone, at run time, naming its variable

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipelines import sources
 from pipelines.objectstore import Remote
 from pipelines.publish import FILE_MODE, mkdir_private, publish
 from pipelines.sources import DEFAULT_SOURCE, SOURCE_NAME
@@ -73,13 +74,9 @@ class DataDir:
         return dataclasses.replace(self, source=source)
 
     @property
-    def _source_dir(self) -> str:
-        return "" if self.source == DEFAULT_SOURCE else f"source={self.source}"
-
-    @property
     def source_suffix(self) -> str:
-        """What this source adds to a lake file's stem: nothing for the default, `.S` else."""
-        return "" if self.source == DEFAULT_SOURCE else f".{self.source}"
+        """What this source adds to a lake file's stem (`sources.file_suffix`)."""
+        return sources.file_suffix(self.source)
 
     def stem(self, snapshot_at: datetime) -> str:
         """The partition's stem for this source: `<slug>` or `<slug>.S`."""
@@ -110,11 +107,11 @@ class DataDir:
 
     @property
     def raw(self) -> Path:
-        return self.root / "raw" / LAKE_TABLE / self._source_dir
+        return self.root / "raw" / LAKE_TABLE / sources.source_folder(self.source)
 
     @property
     def quarantine(self) -> Path:
-        return self.root / "quarantine" / LAKE_TABLE / self._source_dir
+        return self.root / "quarantine" / LAKE_TABLE / sources.source_folder(self.source)
 
     @property
     def staging(self) -> Path:

@@ -26,6 +26,7 @@ from pipelines.contract import (
     STATUSES,
     to_lake,
 )
+from pipelines.sources import DEFAULT_SOURCE
 from pipelines.strict import fast_frame
 
 _INT64_FIELDS = ("used_bytes", "inode_count", "max_size_bytes", "max_file_count")
@@ -183,7 +184,7 @@ def normalize(
     observed_at: datetime,
     max_quarantine_share: float = settings.MAX_QUARANTINE_SHARE,
     fast: bool = True,
-    source: str = "default",
+    source: str = DEFAULT_SOURCE,
 ) -> Normalized:
     """Validate a `GET /v1/volumes` body and return it in the lake schema.
 

@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 
 from pipelines import charts, publish, settings
+from pipelines.sources import DEFAULT_SOURCE
 from pipelines.warehouse import INFO_TABLE, connect_published
 
 REPORTS_DIR = "reports"
@@ -125,7 +126,7 @@ class ReportData:
     missing: list[datetime]
     stale: list[dict[str, Any]]
     paths: dict[str, str] = field(default_factory=dict)
-    sources: list[str] = field(default_factory=lambda: ["default"])
+    sources: list[str] = field(default_factory=lambda: [DEFAULT_SOURCE])
 
     @property
     def no_volumes_yet(self) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 
 from pipelines import config
+from pipelines.sources import DEFAULT_SOURCE
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -27,7 +28,7 @@ class SnapshotOutcome:
     quarantined: int
     path: str
     bytes_fetched: int
-    source: str = "default"
+    source: str = DEFAULT_SOURCE
     #: the time window's key (the partition key itself for the default source alone)
     window_key: str = ""
 
@@ -107,13 +108,13 @@ def snapshot_sources() -> list[str]:
     partitions = defs.resolve_job_def("snapshot_job").partitions_def
     if isinstance(partitions, dg.MultiPartitionsDefinition):
         return list(partitions.get_partitions_def_for_dimension("source").get_partition_keys())
-    return ["default"]
+    return [DEFAULT_SOURCE]
 
 
 def run_snapshot(
     at: datetime,
     *,
-    source: str = "default",
+    source: str = DEFAULT_SOURCE,
     dagster_instance: dg.DagsterInstance | None = None,
     resources: Mapping[str, object] | None = None,
 ) -> SnapshotOutcome:
