@@ -26,6 +26,8 @@ from rich.console import Console, JustifyMethod
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipelines import publish
+
 #: The demo's record of what it wrote in a data dir: every file with its size and mtime. A later
 #: demo deletes exactly those files, and refuses when anything else is there or one changed.
 MARKER = ".volcap-demo"
@@ -134,9 +136,7 @@ def _inventory(data_dir: Path, dagster_home: Path) -> dict[str, list[int]]:
 
 
 def _write_marker(data_dir: Path, record: dict[str, Any]) -> None:
-    staged = data_dir / f"{MARKER}.tmp"
-    staged.write_text(json.dumps(record, sort_keys=True))
-    os.replace(staged, data_dir / MARKER)
+    publish.write_text(data_dir / MARKER, json.dumps(record, sort_keys=True))
 
 
 def _owned(data_dir: Path) -> dict[str, list[int]]:
