@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines import settings
 from pipelines.contract import (
     API_FIELDS,
     INT32_MAX,
@@ -25,6 +26,7 @@ from pipelines.contract import (
     STATUSES,
     to_lake,
 )
+from pipelines.sources import DEFAULT_SOURCE
 from pipelines.strict import fast_frame
 
 _INT64_FIELDS = ("used_bytes", "inode_count", "max_size_bytes", "max_file_count")
@@ -179,9 +181,9 @@ def normalize(
     *,
     snapshot_at: datetime,
     observed_at: datetime,
-    max_quarantine_share: float = 0.01,
+    max_quarantine_share: float = settings.MAX_QUARANTINE_SHARE,
     fast: bool = True,
-    source: str = "default",
+    source: str = DEFAULT_SOURCE,
 ) -> Normalized:
     """Validate a `GET /v1/volumes` body and return it in the lake schema.
 

@@ -31,6 +31,7 @@ from pipelines.contract import (
     RFC3339_PATTERN,
     to_lake,
 )
+from pipelines.sources import DEFAULT_SOURCE
 
 _Int64 = Annotated[int, Meta(ge=0, le=INT64_MAX)]
 _Int32 = Annotated[int, Meta(ge=0, le=INT32_MAX)]
@@ -162,7 +163,7 @@ _TYPED_QUERY = _typed_query()
 
 
 def fast_frame(
-    body: Path, *, snapshot_at: datetime, observed_at: datetime, source: str = "default"
+    body: Path, *, snapshot_at: datetime, observed_at: datetime, source: str = DEFAULT_SOURCE
 ) -> pl.DataFrame | None:
     """The lake frame for a body that is exactly valid, or None (take the detailed path)."""
     verdict: list[int | None] = []
