@@ -21,7 +21,7 @@ from pipelines.warehouse.checks import (
     check_non_negative,
     check_row_count_stable,
     check_unique_snapshots,
-    forecast_problems,
+    violations,
 )
 from pipelines.warehouse.engine import (
     STORAGE_COMPATIBILITY,
@@ -78,10 +78,10 @@ __all__ = [
     "check_unique_snapshots",
     "connect_published",
     "create_lake_view",
-    "forecast_problems",
     "qualified",
     "run_model",
     "schema_of",
     "steps_horizon",
     "top_at_risk",
+    "violations",
 ]

@@ -21,7 +21,7 @@ from pipelines.catalog import apply_comments
 from pipelines.lake import FILE_MODE, DataDir, exclusive_lock, mkdir_private
 from pipelines.models import Model, models
 from pipelines.objectstore import Remote
-from pipelines.warehouse.checks import forecast_problems
+from pipelines.warehouse.checks import violations
 from pipelines.warehouse.errors import BuildError, EmptyLakeError, FullBuildNeeded
 from pipelines.warehouse.incremental import (
     Provision,
@@ -174,20 +174,15 @@ def _verify(
         con, "select count(*) from (from lake_volume_snapshots limit 1)"
     ):  # an empty lake (a fleet with no volumes yet) builds an empty warehouse
         problems.append("volume_snapshots is empty")
-    duplicates = scalar(
-        con,
-        "select count(*) - count(distinct (source, volume_id, snapshot_at)) "
-        "from volume_snapshots where snapshot_at >= $since",
-        {"since": datetime.combine(since or EPOCH, datetime.min.time(), UTC)},
-    )
-    if duplicates:
-        problems.append(f"{duplicates} duplicate (source, volume_id, snapshot_at) rows")
+    since_at = datetime.combine(since or EPOCH, datetime.min.time(), UTC)
+    if duplicated := violations(con, "unique_volume_snapshots", since=since_at).count:
+        problems.append(f"{duplicated} (source, volume_id, snapshot_at) keys stored twice")
     active = scalar(con, "select count(*) from volumes where is_active")
     if rows["quota_forecast"] != 2 * active:
         problems.append(f"quota_forecast has {rows['quota_forecast']} rows for {active} volumes")
     if rows["volume_risk"] != active:
         problems.append(f"volume_risk has {rows['volume_risk']} rows for {active} volumes")
-    if bad := forecast_problems(con):
+    if bad := violations(con, "forecast_sane").count:
         problems.append(f"{bad} quota_forecast rows fail sanity")
     if problems:
         raise BuildError("verification failed: " + "; ".join(problems))
