@@ -58,11 +58,13 @@ def violations(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> Viol
     """Run check `name`'s query: the number of rows it returns, and its first SHOWN rows
     (DuckDB refuses a parameter the query uses and is not given, or one it does not use)."""
     body = check_sql(name)
-    count = scalar(con, f"select count(*) from (\n{body}\n)", params or None)
+    count = int(scalar(con, f"select count(*) from (\n{body}\n)", params or None))
+    if not count:  # the usual case: the query is not run twice
+        return Violations(0, [])
     cursor = con.execute(body, params or None)
     columns = [d[0] for d in cursor.description]
     first = [dict(zip(columns, row, strict=True)) for row in cursor.fetchmany(SHOWN)]
-    return Violations(int(count), first)
+    return Violations(count, first)
 
 
 def _no_volumes_yet(con: duckdb.DuckDBPyConnection) -> bool:
