@@ -18,9 +18,10 @@ import duckdb
 
 from pipelines import config
 from pipelines.catalog import apply_comments
-from pipelines.lake import FILE_MODE, DataDir, exclusive_lock, mkdir_private
+from pipelines.lake import DataDir, exclusive_lock
 from pipelines.models import Model, models
 from pipelines.objectstore import Remote
+from pipelines.publish import FILE_MODE, mkdir_private, publish
 from pipelines.warehouse.checks import forecast_problems
 from pipelines.warehouse.errors import BuildError, EmptyLakeError, FullBuildNeeded
 from pipelines.warehouse.incremental import (
@@ -414,7 +415,6 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                         f'copy "{name}" to $path (format parquet, compression zstd)',
                         {"path": str(temporary)},
                     )
-                    os.chmod(temporary, FILE_MODE)
                     staged[name] = (temporary, final)
             timings["export"] = round(time.perf_counter() - step, 3)
             step = time.perf_counter()
@@ -432,9 +432,9 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                 remote.put(temporary, final)
             remote.put(building, published)  # last: the warehouse is the build's commit point
             timings["upload"] = round(time.perf_counter() - step, 3)
-        os.replace(building, published)
+        publish(building, published)
         for temporary, final in staged.values():
-            os.replace(temporary, final)
+            publish(temporary, final)
         for retired in RETIRED_EXPORTS:
             (marts_dir / retired).unlink(missing_ok=True)
         retire_links(layout.warehouse_links, token)

@@ -8,6 +8,7 @@ from statistics import NormalDist
 from typing import Any
 
 from pipelines import settings
+from pipelines.sources import DEFAULT_SOURCE
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class ForecastParams:
             "break_min_days": self.break_min_days,
             "backtest_slack_days": self.backtest_slack_days,
             "history_every_build_days": self.history_every_build_days,
+            "default_source": DEFAULT_SOURCE,
         }
 
 
