@@ -16,12 +16,11 @@ from typing import Any
 
 import duckdb
 
-from pipelines import config
+from pipelines import config, publish
 from pipelines.catalog import apply_comments
 from pipelines.lake import DataDir, exclusive_lock
 from pipelines.models import Model, models
 from pipelines.objectstore import Remote
-from pipelines.publish import FILE_MODE, mkdir_private, publish
 from pipelines.warehouse.checks import forecast_problems
 from pipelines.warehouse.errors import BuildError, EmptyLakeError, FullBuildNeeded
 from pipelines.warehouse.incremental import (
@@ -310,7 +309,7 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
             },
         )
         try:
-            os.chmod(building, FILE_MODE)
+            os.chmod(building, publish.FILE_MODE)
             con.execute("set timezone = 'UTC'")
             con.execute("set enable_progress_bar = false")
             for schema in (STAGING_SCHEMA, BUILD_SCHEMA):
@@ -407,7 +406,7 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
             )
             step = time.perf_counter()
             if plan.export_parquet:
-                mkdir_private(marts_dir)
+                publish.mkdir_private(marts_dir)
                 for name in EXPORTED_TABLES:
                     final = marts_dir / f"{name}.parquet"
                     temporary = marts_dir / f"{name}.parquet.{token}.tmp"
@@ -432,9 +431,9 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                 remote.put(temporary, final)
             remote.put(building, published)  # last: the warehouse is the build's commit point
             timings["upload"] = round(time.perf_counter() - step, 3)
-        publish(building, published)
+        publish.publish(building, published)
         for temporary, final in staged.values():
-            publish(temporary, final)
+            publish.publish(temporary, final)
         for retired in RETIRED_EXPORTS:
             (marts_dir / retired).unlink(missing_ok=True)
         retire_links(layout.warehouse_links, token)

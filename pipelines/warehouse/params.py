@@ -39,6 +39,7 @@ class ForecastParams:
         return {
             "as_of": as_of,
             "built_at": built_at,
+            "default_source": DEFAULT_SOURCE,
             "critical_days": self.critical_days,
             "warning_days": self.warning_days,
             "stale_after": self.stale_after,
@@ -56,7 +57,6 @@ class ForecastParams:
             "break_min_days": self.break_min_days,
             "backtest_slack_days": self.backtest_slack_days,
             "history_every_build_days": self.history_every_build_days,
-            "default_source": DEFAULT_SOURCE,
         }
 
 
