@@ -16,9 +16,9 @@ from typing import Any
 
 import duckdb
 
-from pipelines import config
+from pipelines import config, publish
 from pipelines.catalog import apply_comments
-from pipelines.lake import FILE_MODE, DataDir, exclusive_lock, mkdir_private
+from pipelines.lake import DataDir, exclusive_lock
 from pipelines.models import Model, models
 from pipelines.objectstore import Remote
 from pipelines.warehouse.checks import violations
@@ -304,7 +304,7 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
             },
         )
         try:
-            os.chmod(building, FILE_MODE)
+            os.chmod(building, publish.FILE_MODE)
             con.execute("set timezone = 'UTC'")
             con.execute("set enable_progress_bar = false")
             for schema in (STAGING_SCHEMA, BUILD_SCHEMA):
@@ -401,7 +401,7 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
             )
             step = time.perf_counter()
             if plan.export_parquet:
-                mkdir_private(marts_dir)
+                publish.mkdir_private(marts_dir)
                 for name in EXPORTED_TABLES:
                     final = marts_dir / f"{name}.parquet"
                     temporary = marts_dir / f"{name}.parquet.{token}.tmp"
@@ -409,7 +409,6 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                         f'copy "{name}" to $path (format parquet, compression zstd)',
                         {"path": str(temporary)},
                     )
-                    os.chmod(temporary, FILE_MODE)
                     staged[name] = (temporary, final)
             timings["export"] = round(time.perf_counter() - step, 3)
             step = time.perf_counter()
@@ -427,9 +426,9 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                 remote.put(temporary, final)
             remote.put(building, published)  # last: the warehouse is the build's commit point
             timings["upload"] = round(time.perf_counter() - step, 3)
-        os.replace(building, published)
+        publish.publish(building, published)
         for temporary, final in staged.values():
-            os.replace(temporary, final)
+            publish.publish(temporary, final)
         for retired in RETIRED_EXPORTS:
             (marts_dir / retired).unlink(missing_ok=True)
         retire_links(layout.warehouse_links, token)

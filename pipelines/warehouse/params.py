@@ -8,6 +8,7 @@ from statistics import NormalDist
 from typing import Any
 
 from pipelines import settings
+from pipelines.sources import DEFAULT_SOURCE
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class ForecastParams:
         return {
             "as_of": as_of,
             "built_at": built_at,
+            "default_source": DEFAULT_SOURCE,
             "critical_days": self.critical_days,
             "warning_days": self.warning_days,
             "stale_after": self.stale_after,
