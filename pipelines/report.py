@@ -11,10 +11,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
-from pipelines import charts, settings
-from pipelines.warehouse import INFO_TABLE, connect_published
+from pipelines import charts, queries, settings
+from pipelines.warehouse import connect_published
 
 REPORTS_DIR = "reports"
 REPORT_FILE = "capacity.html"
@@ -125,7 +123,8 @@ class ReportData:
     sparks: dict[str, list[float | None]]
     leaders: list[dict[str, Any]]
     events: list[dict[str, Any]]
-    missing: list[datetime]
+    #: snapshot instants missing from a source's history (snapshot_at, source), per source
+    missing: list[dict[str, Any]]
     stale: list[dict[str, Any]]
     paths: dict[str, str] = field(default_factory=dict)
     sources: list[str] = field(default_factory=lambda: ["default"])
@@ -150,12 +149,6 @@ class ReportData:
         if len(self.sources) > 1:
             return f"{row['source']}.{row['volume_id']}"
         return str(row["volume_id"])
-
-
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> list[dict[str, Any]]:
-    cursor = con.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def fleet_forecast(days: list[dict[str, Any]], as_of: datetime) -> FleetForecast | None:
@@ -194,182 +187,57 @@ def load(
     limit: int = 50,
     full_limit: int = 20,
 ) -> ReportData:
-    """Read everything the report shows from the published warehouse (read-only)."""
+    """Read everything the report shows from the published warehouse (read-only), each part
+    by its named query in `sql/report/`."""
+
     with connect_published(data_dir) as con:
         con.execute("set timezone = 'UTC'")
-        first, latest, snapshots = con.execute(
-            "select min(snapshot_at), max(snapshot_at), count(distinct snapshot_at) from volume_snapshots"
-        ).fetchone() or (None, None, 0)
-        as_of = latest
+
+        def read(name: str, **params: Any) -> list[dict[str, Any]]:
+            return queries.rows(con, queries.REPORT, name, **params)
+
+        span = queries.one(con, queries.REPORT, "snapshot_span")
+        # when every snapshot so far listed no volume, the build's as_of is the latest of them
+        as_of = span["latest_snapshot"] or span["built_as_of"]
         if as_of is None:
-            # every snapshot so far listed no volume: the build's as_of is the latest of them
-            as_of = (con.execute(f"select max(as_of) from {INFO_TABLE}").fetchone() or (None,))[0]
-            if as_of is None:
-                raise ValueError("the warehouse has no snapshots yet: run `volcap build` first")
-        hourly = con.execute(
-            """
-            select snapshot_at, sum(used_bytes), sum(max_size_bytes)
-            from volume_snapshots group by snapshot_at order by snapshot_at
-            """
-        ).fetchall()
-        sources = [
-            r[0] for r in con.execute("select distinct source from volumes order by 1").fetchall()
-        ]
-        # fleet totals add up the sources (fleet_daily and the fleet trends are per source)
-        fleet_days = _rows(
-            con,
-            """
-            select
-                day,
-                max(snapshot_at) as snapshot_at,
-                sum(columns(lambda c: c in (
-                    'volumes', 'volumes_available', 'volumes_attached', 'volumes_degraded',
-                    'volumes_error', 'volumes_other_status', 'used_bytes', 'inode_count',
-                    'bounded_quota_bytes', 'bounded_used_bytes', 'unlimited_volumes',
-                    'hosts_diagnostic'
-                ))),
-                sum(bounded_used_bytes) / nullif(sum(bounded_quota_bytes), 0)
-                    as bounded_utilization
-            from fleet_daily
-            group by day
-            order by day
-            """,
-        )
-        growth = _rows(
-            con,
-            """
-            select sum(columns(lambda c: c like '%growth_per_day%')),
-                min(observations_30d) as observations_30d
-            from capacity_trends where scope = 'fleet'
-            having count(*) > 0
-            """,
-        )
-        risk_counts = dict(
-            con.execute("select risk, count(*) from volume_risk group by risk").fetchall()
-        )
-        state_counts = dict(
-            con.execute("select state, count(*) from volume_risk group by state").fetchall()
-        )
-        # one ordering for every at-risk list: volume_risk.risk_rank
-        full = _rows(
-            con,
-            "select * from volume_risk where state = 'full' order by risk_rank limit $limit",
-            {"limit": full_limit},
-        )
-        at_risk = _rows(
-            con,
-            """
-            select * from volume_risk
-            where risk <> 'ok' and state <> 'full'
-            order by risk_rank
-            limit $limit
-            """,
-            {"limit": limit},
-        )
-        mount_pressure = _rows(
-            con,
-            """
-            select risk.source, risk.volume_id, risk.name, risk.mount_count, risk.max_mounts,
-                risk.mount_pressure, volumes.status, risk.risk
-            from volume_risk as risk
-            inner join volumes
-                on risk.source = volumes.source and risk.volume_id = volumes.volume_id
-            where risk.mount_pressure >= 1
-            order by risk.max_mounts desc, risk.mount_pressure desc, risk.source, risk.volume_id
-            limit $limit
-            """,
-            {"limit": limit},
-        )
-        (mounts_at_limit,) = con.execute(
-            "select count(*) from volume_risk where mount_pressure >= 1"
-        ).fetchone() or (0,)
-        ids = [r["volume_id"] for r in full + at_risk]
-        keys = [f"{r['source']}\x1f{r['volume_id']}" for r in full + at_risk]
+            raise ValueError("the warehouse has no snapshots yet: run `volcap build` first")
+        hourly = read("fleet_hourly")
+        fleet_days = read("fleet_days")
+        growth = read("fleet_growth")
+        counts: dict[str, dict[str, int]] = {}
+        for row in read("risk_counts"):
+            counts.setdefault(row["counted"], {})[str(row["value"])] = int(row["volumes"])
+        full = read("already_full", limit=full_limit)
+        at_risk = read("at_risk", limit=limit)
         sparks: dict[str, list[float | None]] = {}
-        if ids:
-            for source, volume_id, values in con.execute(
-                """
-                select daily.source, daily.volume_id, list(
-                    case risk.binding_resource
-                        when 'bytes' then daily.used_bytes_last / nullif(daily.max_size_bytes, 0)
-                        else daily.inode_count_last / nullif(daily.max_file_count, 0)
-                    end order by daily.day)
-                from volume_daily as daily
-                inner join volume_risk as risk
-                    on daily.source = risk.source and daily.volume_id = risk.volume_id
-                where daily.source || chr(31) || daily.volume_id in (select unnest($keys))
-                group by daily.source, daily.volume_id
-                """,
-                {"keys": keys},
-            ).fetchall():
-                sparks[spark_key({"source": source, "volume_id": volume_id})] = list(values)
-        leaders = _rows(
-            con,
-            """
-            select trends.source, trends.volume_id, volumes.name, volumes.used_bytes, volumes.max_size_bytes,
-                trends.bytes_growth_per_day_7d, trends.bytes_growth_per_day_30d,
-                risk.risk, risk.binding_resource, risk.days_to_full
-            from capacity_trends as trends
-            inner join volumes
-                on trends.source = volumes.source and trends.volume_id = volumes.volume_id
-            left join volume_risk as risk
-                on trends.source = risk.source and trends.volume_id = risk.volume_id
-            where trends.scope = 'volume' and trends.bytes_growth_per_day_7d is not null
-            order by trends.bytes_growth_per_day_7d desc, trends.volume_id
-            limit 10
-            """,
-        )
-        events = _rows(
-            con,
-            """
-            select events.*, volumes.name
-            from quota_events as events
-            left join volumes
-                on events.source = volumes.source and events.volume_id = volumes.volume_id
-            order by events.changed_at desc, events.volume_id, events.limit_name
-            limit 20
-            """,
-        )
-        missing = [
-            row[0]
-            for row in con.execute(
-                """
-                with expected as (
-                    select unnest(generate_series($first, $latest, to_minutes($cadence))) as snapshot_at
-                )
-                select snapshot_at from expected
-                anti join (select distinct snapshot_at from volume_snapshots) using (snapshot_at)
-                order by snapshot_at
-                """,
-                {"first": first, "latest": latest, "cadence": cadence_minutes},
-            ).fetchall()
-        ]
-        stale = _rows(
-            con,
-            """
-            select forecast.volume_id, volumes.name, forecast.resource, volumes.last_reconciled_at
-            from quota_forecast as forecast
-            inner join volumes
-                on forecast.source = volumes.source and forecast.volume_id = volumes.volume_id
-            where forecast.state = 'stale'
-            order by volumes.last_reconciled_at, forecast.volume_id, forecast.resource
-            """,
-        )
+        if full or at_risk:
+            keys = [spark_key(r) for r in full + at_risk]
+            for row in read("utilization_sparks", keys=keys):
+                sparks[spark_key(row)] = list(row["utilization"])
+        mount_pressure = read("mount_pressure", limit=limit)
+        leaders = read("growth_leaders")
+        events = read("quota_changes")
+        missing = read("missing_snapshots", cadence=cadence_minutes)
+        stale = read("stale_forecasts")
+        sources = [row["source"] for row in read("sources")]
     return ReportData(
         generated_at=datetime.now(UTC),
         as_of=as_of,
-        first_snapshot=first or as_of,
-        snapshots=int(snapshots),
-        fleet_hourly=[(t, float(u or 0), float(q or 0)) for t, u, q in hourly],
+        first_snapshot=span["first_snapshot"] or as_of,
+        snapshots=int(span["snapshots"]),
+        fleet_hourly=[
+            (r["snapshot_at"], float(r["used_bytes"] or 0), float(r["max_size_bytes"] or 0))
+            for r in hourly
+        ],
         fleet_days=fleet_days,
         forecast=fleet_forecast(fleet_days, as_of),
         fleet_growth=growth[0] if growth else {},
-        risk_counts={str(k): int(v) for k, v in risk_counts.items()},
-        state_counts={str(k): int(v) for k, v in state_counts.items()},
+        risk_counts=counts.get("risk", {}),
+        state_counts=counts.get("state", {}),
         full=full,
         at_risk=at_risk,
         mount_pressure=mount_pressure,
-        mounts_at_limit=int(mounts_at_limit),
+        mounts_at_limit=counts.get("mounts", {}).get("at_limit", 0),
         sparks=sparks,
         leaders=leaders,
         events=events,
@@ -688,11 +556,14 @@ def _events_table(data: ReportData) -> str:
 
 def _freshness(data: ReportData, cadence_minutes: int) -> str:
     age = data.generated_at - data.as_of
-    missing = (
-        "none"
-        if not data.missing
-        else f"{len(data.missing)} (first: {human_date(data.missing[0], with_time=True)})"
-    )
+    missing = "none"
+    if data.missing:
+        first = data.missing[0]
+        where = f" in {first['source']}" if len(data.sources) > 1 else ""
+        missing = (
+            f"{len(data.missing)} (first: {human_date(first['snapshot_at'], with_time=True)}"
+            f"{where})"
+        )
     stale_volumes = sorted({s["volume_id"] for s in data.stale})
     stale = "none" if not stale_volumes else f"{len(stale_volumes)} volumes"
     oldest = (
@@ -767,8 +638,8 @@ def render(data: ReportData, *, cadence_minutes: int = settings.DEFAULT_CADENCE_
             "mount-pressure",
             "Mount pressure",
             f'<p class="muted">Volumes that can take no more mounts ({data.mounts_at_limit:,} '
-            "in all; largest limits first). Not a capacity risk: an attached single-mount "
-            "volume is always at its limit.</p>" + _mount_table(data),
+            f"in all; in risk order, top {len(data.mount_pressure)}). Not a capacity risk: an "
+            "attached single-mount volume is always at its limit.</p>" + _mount_table(data),
         ),
         ("growth-leaders", "Growth leaders", _leaders_table(data)),
         ("quota-events", "Recent quota events", _events_table(data)),
