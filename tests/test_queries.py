@@ -12,7 +12,8 @@ import pytest
 
 from pipelines import queries, report
 from pipelines.models import models
-from pipelines.warehouse import build_warehouse
+from pipelines.warehouse import build_warehouse, connect_published
+from tests import reportcase
 from tests.lakegen import END, GIB, Volume, linear, snapshots, write_lake
 
 
@@ -66,3 +67,26 @@ def test_missing_snapshots_are_counted_per_source_like_the_check(tmp_path: Path)
     assert [(m["source"], m["snapshot_at"]) for m in data.missing] == [("eu-west", hole)]
     html = report.render(data)
     assert "missing snapshots</th><td>1 (first: " in html and " in eu-west)" in html
+
+
+def test_every_at_risk_list_filters_the_one_risk_rank(tmp_path: Path) -> None:
+    """Already full, time to full, mount pressure and the Dagster preview read volume_risk in
+    risk_rank; none orders volumes its own way."""
+    reportcase.build(tmp_path)
+    with connect_published(tmp_path) as con:
+        ranked = [
+            row[0]
+            for row in con.execute(
+                "select volume_id from volume_risk order by risk_rank"
+            ).fetchall()
+        ]
+
+        def ids(name: str, **params: object) -> list[str]:
+            return [r["volume_id"] for r in queries.rows(con, queries.REPORT, name, **params)]
+
+        full, at_risk = ids("already_full", limit=50), ids("at_risk", limit=50)
+        mounts, top = ids("mount_pressure", limit=50), ids("top_at_risk", limit=10)
+    for listed in (full, at_risk, mounts, top):
+        assert listed == sorted(listed, key=ranked.index)
+    assert full and at_risk and mounts
+    assert top == (full + at_risk)[:10]
