@@ -16,9 +16,6 @@ from pipelines.warehouse import connect_published
 REPORTS_DIR = "reports"
 REPORT_FILE = "capacity.html"
 CHART_FILE = "fleet_capacity.svg"
-#: How far ahead the fleet forecast is drawn, and its interval coverage.
-FORECAST_DAYS = 30
-Z_80 = 1.2815515655446004
 
 STATUS_COLORS = {
     "attached": charts.PALETTE[0],
@@ -93,10 +90,31 @@ def anchor(volume_id: str) -> str:
 
 @dataclass
 class FleetForecast:
-    """OLS on end-of-day fleet usage with an 80% prediction interval."""
+    """The fleet_forecast table: the fleet's line and its prediction interval, day by day."""
 
     growth_per_day: float
     points: list[tuple[float, float, float, float]]  # (unix s, point, low, high)
+    #: how far ahead the last point lies
+    days: int
+
+    @classmethod
+    def of(cls, rows: list[dict[str, Any]]) -> FleetForecast | None:
+        """From fleet_forecast's rows, nearest first; None when it has none (too little history)."""
+        if not rows:
+            return None
+        return cls(
+            growth_per_day=rows[0]["growth_per_day"],
+            points=[
+                (
+                    r["forecast_at"].timestamp(),
+                    r["used_bytes"],
+                    r["used_bytes_low"],
+                    r["used_bytes_high"],
+                )
+                for r in rows
+            ],
+            days=rows[-1]["days_ahead"],
+        )
 
 
 @dataclass
@@ -149,35 +167,6 @@ class ReportData:
         return str(row["volume_id"])
 
 
-def fleet_forecast(days: list[dict[str, Any]], as_of: datetime) -> FleetForecast | None:
-    """Fit used_bytes on the last 30 end-of-day totals; project FORECAST_DAYS ahead."""
-    points = [
-        ((d["snapshot_at"] - as_of).total_seconds() / 86400.0, float(d["used_bytes"]))
-        for d in days[-30:]
-        if d["used_bytes"] is not None
-    ]
-    n = len(points)
-    if n < 3:
-        return None
-    mean_x = sum(x for x, _ in points) / n
-    mean_y = sum(y for _, y in points) / n
-    sxx = sum((x - mean_x) ** 2 for x, _ in points)
-    if sxx == 0:
-        return None
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sxx
-    intercept = mean_y - slope * mean_x
-    residual = sum((y - intercept - slope * x) ** 2 for x, y in points)
-    sigma = math.sqrt(residual / (n - 2))
-    out = []
-    for step in range(FORECAST_DAYS + 1):
-        h = float(step)
-        spread = Z_80 * sigma * math.sqrt(1 + 1 / n + (h - mean_x) ** 2 / sxx)
-        point = intercept + slope * h
-        at = (as_of + timedelta(days=h)).timestamp()
-        out.append((at, point, point - spread, point + spread))
-    return FleetForecast(growth_per_day=slope, points=out)
-
-
 def load(
     data_dir: Path,
     *,
@@ -202,6 +191,7 @@ def load(
         hourly = read("fleet_hourly")
         fleet_days = read("fleet_days")
         growth = read("fleet_growth")
+        forecast = read("fleet_forecast_points")
         counts: dict[str, dict[str, int]] = {}
         for row in read("risk_counts"):
             counts.setdefault(row["counted"], {})[str(row["value"])] = int(row["volumes"])
@@ -228,7 +218,7 @@ def load(
             for r in hourly
         ],
         fleet_days=fleet_days,
-        forecast=fleet_forecast(fleet_days, as_of),
+        forecast=FleetForecast.of(forecast),
         fleet_growth=growth[0] if growth else {},
         risk_counts=counts.get("risk", {}),
         state_counts=counts.get("state", {}),
@@ -599,7 +589,7 @@ def render(data: ReportData, *, cadence_minutes: int = settings.DEFAULT_CADENCE_
         end = data.forecast.points[-1]
         forecast = (
             f"<p>Fleet usage grows by <b>{escape(human_bytes(data.forecast.growth_per_day))}/day</b> "
-            f"(least squares on end-of-day totals); in {FORECAST_DAYS} days it reaches "
+            f"(least squares on end-of-day totals); in {data.forecast.days} days it reaches "
             f"<b>{escape(human_bytes(end[1]))}</b> (80% interval {escape(human_bytes(end[2]))} – "
             f"{escape(human_bytes(end[3]))}).</p>"
         )
