@@ -96,6 +96,13 @@ class FleetForecast:
     points: list[tuple[float, float, float, float]]  # (unix s, point, low, high)
     #: how far ahead the last point lies
     days: int
+    #: the interval's coverage (0.8: an 80% interval)
+    coverage: float
+
+    @property
+    def interval(self) -> str:
+        """The band's name: '80% interval'."""
+        return f"{self.coverage:.0%} interval"
 
     @classmethod
     def of(cls, rows: list[dict[str, Any]]) -> FleetForecast | None:
@@ -114,6 +121,7 @@ class FleetForecast:
                 for r in rows
             ],
             days=rows[-1]["days_ahead"],
+            coverage=rows[0]["interval_coverage"],
         )
 
 
@@ -239,7 +247,7 @@ def load(
 
 
 def fleet_capacity_chart(data: ReportData, *, width: int = 900, height: int = 320) -> str:
-    """Fleet usage and bounded quota over time, with the 30-day forecast and its 80% interval."""
+    """Fleet usage and bounded quota over time, with the 30-day forecast and its interval."""
     used = [(t.timestamp(), u) for t, u, _ in data.fleet_hourly]
     quota = [(t.timestamp(), q) for t, _, q in data.fleet_hourly]
     series = [
@@ -255,7 +263,7 @@ def fleet_capacity_chart(data: ReportData, *, width: int = 900, height: int = 32
         )
         bands.append(
             charts.Band(
-                "80% interval",
+                data.forecast.interval,
                 [(x, lo, hi) for x, _, lo, hi in data.forecast.points],
                 charts.PALETTE[0],
             )
@@ -285,7 +293,7 @@ def fleet_forecast_chart(data: ReportData, *, width: int = 900, height: int = 24
             charts.Series("used", used, charts.PALETTE[0]),
             charts.Series("forecast", [(x, p) for x, p, _, _ in points], charts.PALETTE[0], True),
         ],
-        bands=[charts.Band("80% interval", [(x, lo, hi) for x, _, lo, hi in points])],
+        bands=[charts.Band(data.forecast.interval, [(x, lo, hi) for x, _, lo, hi in points])],
         title="Fleet forecast in detail: the last 7 days and the next 30, to scale",
         y_format=human_bytes,
         width=width,
@@ -590,7 +598,8 @@ def render(data: ReportData, *, cadence_minutes: int = settings.DEFAULT_CADENCE_
         forecast = (
             f"<p>Fleet usage grows by <b>{escape(human_bytes(data.forecast.growth_per_day))}/day</b> "
             f"(least squares on end-of-day totals); in {data.forecast.days} days it reaches "
-            f"<b>{escape(human_bytes(end[1]))}</b> (80% interval {escape(human_bytes(end[2]))} – "
+            f"<b>{escape(human_bytes(end[1]))}</b> ({data.forecast.interval} "
+            f"{escape(human_bytes(end[2]))} – "
             f"{escape(human_bytes(end[3]))}).</p>"
         )
     capacity = forecast + fleet_capacity_chart(data) + fleet_forecast_chart(data)

@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from pipelines import report
 from pipelines.warehouse import ForecastParams, build_warehouse, connect_published
 from tests.lakegen import GIB, Volume, linear, noisy, snapshots, write_lake
 
@@ -68,6 +69,13 @@ def test_the_interval_widens_with_the_builds_coverage(tmp_path: Path) -> None:
     for a, b in zip(_rows(narrow, sql), _rows(wide, sql), strict=True):
         assert a["used_bytes"] == b["used_bytes"]
         assert math.isclose(b["half"] / a["half"], ratio, rel_tol=1e-9)
+    coverage = "select distinct interval_coverage from fleet_forecast"
+    assert _rows(narrow, coverage) == [{"interval_coverage": 0.8}]
+    assert _rows(wide, coverage) == [{"interval_coverage": 0.95}]
+    # the report names the band after the coverage the build used
+    data = report.load(wide)
+    assert data.forecast is not None and data.forecast.interval == "95% interval"
+    assert "(95% interval " in report.render(data)
 
 
 def test_no_forecast_before_three_days_of_totals(tmp_path: Path) -> None:

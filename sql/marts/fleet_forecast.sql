@@ -4,13 +4,14 @@
 -- No rows until three days have a total (a line needs a residual to have an interval).
 -- grain: days_ahead
 -- depends on: fleet_daily
--- parameters: $as_of, $z_interval
+-- parameters: $as_of, $interval_coverage, $z_interval (its normal quantile)
 -- columns:
 --   days_ahead: whole days after as_of, 0 to 30
 --   forecast_at: as_of + days_ahead
 --   used_bytes: fleet usage on the fitted line at forecast_at
---   used_bytes_low: low end of the prediction interval (INTERVAL_COVERAGE, 80% by default)
+--   used_bytes_low: low end of the prediction interval
 --   used_bytes_high: high end of the prediction interval
+--   interval_coverage: the interval's coverage (the build's INTERVAL_COVERAGE, 0.8 by default)
 --   growth_per_day: the line's slope, bytes per day
 --   fit_days: end-of-day totals the line is fitted on (the latest 30)
 --   as_of: the build's as_of: the latest snapshot_at in the lake
@@ -81,6 +82,7 @@ final as (
         used_bytes,
         used_bytes - half_width as used_bytes_low,
         used_bytes + half_width as used_bytes_high,
+        $interval_coverage as interval_coverage,
         slope as growth_per_day,
         n as fit_days,
         $as_of as as_of
