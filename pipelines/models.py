@@ -131,6 +131,11 @@ def _strip_comments(sql: str) -> str:
     return _LINE_COMMENT.sub("", _BLOCK_COMMENT.sub("", sql))
 
 
+def parameters_of(sql: str) -> tuple[str, ...]:
+    """The named parameters (`$name`) a statement uses, comments apart, sorted."""
+    return tuple(sorted(set(_PARAMETER.findall(_strip_comments(sql)))))
+
+
 def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
     """Every model under `sql_dir`'s model layers, keyed by name, in dependency order."""
     paths = sorted(path for layer in MODEL_LAYERS for path in sql_dir.glob(f"{layer}/*.sql"))
@@ -164,7 +169,7 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
                 )
             ),
             sources=tuple(sorted(relations & SOURCES)),
-            parameters=tuple(sorted(set(_PARAMETER.findall(body)))),
+            parameters=parameters_of(text),
             incremental=incremental.group(1) if incremental else None,
             append=append,
             also_replaces=also_replaces.group(1) if also_replaces else None,

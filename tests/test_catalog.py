@@ -39,12 +39,13 @@ def engine(path: Path) -> sa.Engine:
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory) -> Path:
-    """A warehouse built from two days of a small simulated fleet."""
+    """A warehouse built from two days of a small simulated fleet and the third day's first
+    snapshot (fleet_forecast needs three end-of-day totals)."""
     data_dir = tmp_path_factory.mktemp("catalog") / "data"
     sim = SimulatorServer(volumes=60, seed=3, token=h.CANARY).start()
     try:
         at = DEFAULT_START + timedelta(minutes=5)
-        for hour in range(0, 48, 6):
+        for hour in range(0, 54, 6):
             sim.set_clock(at + timedelta(hours=hour))
             h.ingest(sim.url, data_dir, at + timedelta(hours=hour))
     finally:

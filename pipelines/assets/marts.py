@@ -7,6 +7,7 @@ from typing import Any
 
 import dagster as dg
 
+from pipelines import queries
 from pipelines import warehouse as engine
 from pipelines.models import models
 from pipelines.receipts import accuracy
@@ -79,7 +80,7 @@ def warehouse_models(
     )
     context.log.info(result.summary())
     with engine.connect_published(warehouse.path) as con:
-        preview = _risk_preview(engine.top_at_risk(con))
+        preview = _risk_preview(queries.rows(con, queries.REPORT, "top_at_risk", limit=10))
         receipts = receipts_table(accuracy(con))
     for name in models():
         metadata: dict[str, Any] = {

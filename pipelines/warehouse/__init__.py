@@ -34,7 +34,7 @@ from pipelines.warehouse.errors import BuildError, EmptyLakeError
 from pipelines.warehouse.incremental import ENGINE_VERSION, STEPS_NAME, STEPS_TABLE
 from pipelines.warehouse.lake_view import LAKE_LINKS_GRACE, create_lake_view
 from pipelines.warehouse.params import ForecastParams, steps_horizon
-from pipelines.warehouse.published import connect_published, top_at_risk
+from pipelines.warehouse.published import connect_published
 from pipelines.warehouse.schema import (
     BUILD_SCHEMA,
     EPOCH,
@@ -82,6 +82,5 @@ __all__ = [
     "run_model",
     "schema_of",
     "steps_horizon",
-    "top_at_risk",
     "violations",
 ]

@@ -45,6 +45,7 @@ class ForecastParams:
             "stale_after": self.stale_after,
             "min_history_hours": self.min_history_hours,
             "min_observations": self.min_observations,
+            "interval_coverage": self.interval_coverage,
             "z_interval": normal.inv_cdf(0.5 + self.interval_coverage / 2),
             "z_trend": normal.inv_cdf(self.trend_confidence),
             "max_forecast_days": self.max_forecast_days,
