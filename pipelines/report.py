@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from pipelines import charts, publish, settings
+from pipelines import charts, publish, receipts, settings
 from pipelines.sources import DEFAULT_SOURCE
 from pipelines.warehouse import INFO_TABLE, connect_published
 
@@ -127,6 +127,8 @@ class ReportData:
     stale: list[dict[str, Any]]
     paths: dict[str, str] = field(default_factory=dict)
     sources: list[str] = field(default_factory=lambda: [DEFAULT_SOURCE])
+    #: forecast_accuracy per method and horizon (pipelines/receipts.py)
+    receipts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def no_volumes_yet(self) -> bool:
@@ -353,6 +355,7 @@ def load(
             order by volumes.last_reconciled_at, forecast.volume_id, forecast.resource
             """,
         )
+        forecast_receipts = receipts.accuracy(con)
     return ReportData(
         generated_at=datetime.now(UTC),
         as_of=as_of,
@@ -374,6 +377,7 @@ def load(
         missing=missing,
         stale=stale,
         sources=sources,
+        receipts=forecast_receipts,
     )
 
 
@@ -768,6 +772,7 @@ def render(data: ReportData, *, cadence_minutes: int = settings.DEFAULT_CADENCE_
             "in all; largest limits first). Not a capacity risk: an attached single-mount "
             "volume is always at its limit.</p>" + _mount_table(data),
         ),
+        ("receipts", "How good are these forecasts", receipts.html_section(data.receipts)),
         ("growth-leaders", "Growth leaders", _leaders_table(data)),
         ("quota-events", "Recent quota events", _events_table(data)),
         (
