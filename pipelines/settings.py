@@ -61,7 +61,8 @@ TREND_BREAK_MIN_DAYS = 2.0
 #: within the horizon plus this many days (forecast_accuracy).
 BACKTEST_SLACK_DAYS = 2.0
 #: The backtest replays the production forecast at this many daily origins at most (the latest
-#: ones): each replay costs about one forecast, paid once per origin (README, "Forecast receipts").
+#: ones): each replay costs about one forecast, paid once per origin (README, "Forecasting
+#: method").
 BACKTEST_MAX_ORIGINS = 35
 #: Interval calibration (forecast_calibration): scores from the forecasts of this many days
 #: before the instant calibrated...

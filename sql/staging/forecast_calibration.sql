@@ -9,8 +9,8 @@
 -- forecasts whose moved end had passed by the instant, filled or not, so a slow fill is never
 -- left out for being slow (judging fills as they come would favour early ones). The late
 -- end takes the smallest margin (0 to 20 predicted days: calibration only widens, since
--- narrowing to suit the fleet's imprecise forecasts would cut its precise ones) leaving at most 10% of its
--- known outcomes late, or is unbounded when none does; the early end then the smallest
+-- narrowing to suit the fleet's imprecise forecasts would cut its precise ones) leaving at
+-- most 10% of its known outcomes late, or is unbounded when none does; the early end then the smallest
 -- margin keeping all misses within 20%. A bucket needs $calibration_min_scores outcomes
 -- known at margin 0 for margins of its own; else its source's over all buckets; else the
 -- model's interval stands (calibrated_from `none`).
