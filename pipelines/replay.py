@@ -8,6 +8,7 @@ whose inputs changed (none, or today's) instead of the whole history.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -22,7 +23,7 @@ REPLAY_TABLE = f"staging.{REPLAY_NAME}"
 
 _COLUMNS = """
     source varchar, volume_id varchar, resource varchar, origin timestamptz, state varchar,
-    days_to_full double, days_to_full_low double, days_to_full_high double
+    days_to_full double, days_to_full_low double, days_to_full_high double, fingerprint varchar
 """
 
 #: What `volumes` was at the origin: each volume in its source's last snapshot before the
@@ -70,11 +71,6 @@ _STAND_INS = {
 }
 
 
-def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the (empty) replay table when the warehouse has none yet."""
-    con.execute(f"create table if not exists {REPLAY_TABLE} ({_COLUMNS})")
-
-
 def origins(con: duckdb.DuckDBPyConnection, as_of: datetime, max_origins: int) -> list[datetime]:
     """The origins the backtest scores: 00:00 UTC after each day with reconciliations first
     seen, up to as_of (as forecast_backtest's baselines), the latest `max_origins` of them."""
@@ -89,6 +85,13 @@ def origins(con: duckdb.DuckDBPyConnection, as_of: datetime, max_origins: int) -
         {"as_of": as_of, "limit": max_origins},
     ).fetchall()
     return sorted(row[0].astimezone(UTC) for row in rows)
+
+
+def _fingerprint(model: Model, bindings: dict[str, Any]) -> str:
+    """The forecast's SQL and every parameter it binds but the instant: what a kept replay
+    must have been made with."""
+    bound = sorted((name, repr(bindings[name])) for name in model.parameters if name != "as_of")
+    return hashlib.sha256(repr((model.sql, bound)).encode()).hexdigest()
 
 
 def _body(model: Model) -> str:
@@ -109,14 +112,26 @@ def replay(
     changed (from `since` on; all of them when None), then replay each missing origin with
     `model` (quota_forecast) bound as a build at that instant would bind it. Returns the
     number of origins replayed."""
-    ensure_table(con)
-    wanted = origins(con, bindings["as_of"], max_origins)
-    if since is None:
-        con.execute(f"delete from {REPLAY_TABLE}")
+    fingerprint = _fingerprint(model, bindings)
+    columns = {
+        row[0]
+        for row in con.execute(
+            "select column_name from duckdb_columns() where database_name = current_database() "
+            "and schema_name = 'staging' and table_name = ?",
+            [REPLAY_NAME],
+        ).fetchall()
+    }
+    if since is None or "fingerprint" not in columns:
+        con.execute(f"create or replace table {REPLAY_TABLE} ({_COLUMNS})")
     else:
+        # replays made with other SQL or parameters are not this forecast's
+        con.execute(
+            f"delete from {REPLAY_TABLE} where fingerprint is distinct from $f", {"f": fingerprint}
+        )
         # an origin reads the days before it: those from `since` on may have changed
         changed = datetime.combine(since, datetime.min.time(), UTC)
         con.execute(f"delete from {REPLAY_TABLE} where origin > $changed", {"changed": changed})
+    wanted = origins(con, bindings["as_of"], max_origins)
     if wanted:
         con.execute(f"delete from {REPLAY_TABLE} where origin < $first", {"first": wanted[0]})
     kept = {
@@ -137,10 +152,13 @@ def replay(
             f"""
             insert into {REPLAY_TABLE}
             select source, volume_id, resource, as_of as origin, state, days_to_full,
-                days_to_full_low, days_to_full_high
+                days_to_full_low, days_to_full_high, $replay_fingerprint
             from ({body})
             """,
-            {name: at_origin[name] for name in model.parameters},
+            {
+                **{name: at_origin[name] for name in model.parameters},
+                "replay_fingerprint": fingerprint,
+            },
         )
         done += 1
     con.execute("drop table if exists replay_volumes")

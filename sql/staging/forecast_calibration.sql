@@ -17,9 +17,7 @@
 -- grain: (source, calibrated_at, horizon)
 -- depends on: volcap_replay (source: kept by the build engine, pipelines/replay.py),
 --   quota_fills
--- parameters: $as_of, $since, $calibration_days, $calibration_min_scores
--- incremental: calibrated_at (an incremental build replaces the origins from $since on: an
---   origin's margins read only what was known before it)
+-- parameters: $as_of, $calibration_days, $calibration_min_scores
 -- columns:
 --   source: the fleet
 --   calibrated_at: the backtest origin the margins hold for (00:00 UTC of a day)
@@ -64,7 +62,7 @@ realized as (
 instants as (
     select distinct source, origin as calibrated_at
     from volcap_replay
-    where origin <= $as_of and origin >= $since
+    where origin <= $as_of
 ),
 
 known as (
