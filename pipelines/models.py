@@ -15,7 +15,10 @@ MODEL_LAYERS: tuple[str, ...] = ("staging", "marts")
 
 #: Relations the engine derives from a model and keeps up to date with it: a model reading
 #: one depends on that model.
-DERIVED: dict[str, str] = {"volume_observation_steps": "volume_observations"}
+DERIVED: dict[str, str] = {
+    "volume_observation_steps": "volume_observations",
+    "volcap_replay": "volume_observations",
+}
 #: Relations the engine provides before any model runs (not models themselves).
 SOURCES: frozenset[str] = frozenset(
     {

@@ -9,7 +9,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pipelines import charts, publish, queries, settings
+from pipelines import charts, publish, queries, receipts, settings
 from pipelines.sources import DEFAULT_SOURCE
 from pipelines.warehouse import connect_published
 
@@ -152,6 +152,8 @@ class ReportData:
     stale: list[dict[str, Any]]
     paths: dict[str, str] = field(default_factory=dict)
     sources: list[str] = field(default_factory=lambda: [DEFAULT_SOURCE])
+    #: forecast_accuracy per method and horizon (pipelines/receipts.py)
+    receipts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def no_volumes_yet(self) -> bool:
@@ -216,6 +218,7 @@ def load(
         missing = read("missing_snapshots", cadence=cadence_minutes)
         stale = read("stale_forecasts")
         sources = [row["source"] for row in read("sources")]
+        forecast_receipts = receipts.accuracy(con)
     return ReportData(
         generated_at=datetime.now(UTC),
         as_of=as_of,
@@ -240,6 +243,7 @@ def load(
         missing=missing,
         stale=stale,
         sources=sources,
+        receipts=forecast_receipts,
     )
 
 
@@ -638,6 +642,7 @@ def render(data: ReportData, *, cadence_minutes: int = settings.DEFAULT_CADENCE_
             f"in all; in risk order, top {len(data.mount_pressure)}). Not a capacity risk: an "
             "attached single-mount volume is always at its limit.</p>" + _mount_table(data),
         ),
+        ("receipts", "How good are these forecasts", receipts.html_section(data.receipts)),
         ("growth-leaders", "Growth leaders", _leaders_table(data)),
         ("quota-events", "Recent quota events", _events_table(data)),
         (

@@ -229,9 +229,11 @@ def test_the_default_schema_holds_exactly_the_public_tables(published):
         ).fetchall():
             by_schema.setdefault(schema, set()).add(table)
     assert by_schema.pop("main") == set(PUBLIC_TABLES)
-    # the build inputs: models that are not public, the engine's kept steps and its lake view
+    # the build inputs: models that are not public, the engine's kept steps and replays, and
+    # its lake view
     assert by_schema.pop("staging") == {m for m in models() if m not in PUBLIC_TABLES} | {
         "volume_observation_steps",
+        "volcap_replay",
         "lake_volume_snapshots",
     }
     assert by_schema.pop("build") == {"_build_info", "_build_manifest"}

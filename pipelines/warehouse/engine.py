@@ -349,7 +349,7 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
             has_source = files_with_source(con, layout, manifest, known)
             link_lake(con, layout, manifest, has_source, links)
             timings["lake_links"] = round(time.perf_counter() - step, 3)
-            provision = Provision(con, layout, copy, horizon)
+            provision = Provision(con, layout, copy, horizon, bindings)
             for model in models().values():
                 if since is not None and model.append:
                     step = time.perf_counter()

@@ -32,6 +32,9 @@ class ForecastParams:
     break_min_days: float = settings.TREND_BREAK_MIN_DAYS
     backtest_slack_days: float = settings.BACKTEST_SLACK_DAYS
     history_every_build_days: int = settings.FORECAST_HISTORY_EVERY_BUILD_DAYS
+    backtest_max_origins: int = settings.BACKTEST_MAX_ORIGINS
+    calibration_days: int = settings.CALIBRATION_DAYS
+    calibration_min_scores: int = settings.CALIBRATION_MIN_SCORES
 
     def bindings(self, as_of: datetime, built_at: datetime) -> dict[str, Any]:
         """Every named parameter a model may use."""
@@ -58,6 +61,9 @@ class ForecastParams:
             "break_min_days": self.break_min_days,
             "backtest_slack_days": self.backtest_slack_days,
             "history_every_build_days": self.history_every_build_days,
+            "backtest_max_origins": self.backtest_max_origins,
+            "calibration_days": self.calibration_days,
+            "calibration_min_scores": self.calibration_min_scores,
         }
 
 
