@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from pipelines import charts, settings
+from pipelines import charts, queries, settings
 
 #: the bucket a one-line summary speaks of: the one operators act on
 HEADLINE_HORIZON = "≤ 7 d"
@@ -22,31 +22,7 @@ PRODUCTION_METHOD = "volcap"
 
 def accuracy(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """The published `forecast_accuracy`, all sources added up per method and horizon."""
-    rows = con.execute(
-        """
-        select
-            method,
-            horizon,
-            sum(forecasts) as forecasts,
-            sum(scored) as scored,
-            sum(mae_days * scored) / nullif(sum(scored) filter (where mae_days is not null), 0)
-                as mae_days,
-            -- several sources: medians of the sources' medians
-            median(median_ape) as median_ape,
-            sum(intervals_scored) as intervals_scored,
-            sum(coverage_80 * intervals_scored) / nullif(sum(intervals_scored), 0)
-                as coverage_80,
-            median(median_lead_days) as median_lead_days,
-            avg(alert_precision) as alert_precision,
-            avg(alert_recall) as alert_recall,
-            avg(false_alarms_per_1000_volume_days) as false_alarms_per_1000_volume_days
-        from forecast_accuracy
-        group by all
-        order by horizon, mae_days nulls last, method
-        """
-    )
-    names = [d[0] for d in rows.description]
-    return [dict(zip(names, row, strict=True)) for row in rows.fetchall()]
+    return queries.rows(con, queries.REPORT, "forecast_receipts")
 
 
 def _figure(value: float | None, fmt: str) -> str:
