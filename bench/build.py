@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.contract import LAKE_SCHEMA
+from pipelines.sources import DEFAULT_SOURCE
 
 GIB = 2**30
 
@@ -34,7 +35,7 @@ def generate_day(volumes: int, day: datetime, day_index: int) -> pl.DataFrame:
     used = 50 * GIB + rate * t + (pl.col("v") % 7 == 0) * 30 * GIB * (t * 6.2832 / 7).sin()
     snapshot_at = pl.lit(day) + pl.duration(hours=pl.col("hour"))
     return frame.select(
-        source=pl.lit("default"),
+        source=pl.lit(DEFAULT_SOURCE),
         volume_id=pl.format("vol-{}", pl.col("v")),
         name=pl.format("volume {}", pl.col("v")),
         created_at=pl.lit(day - timedelta(days=day_index)),

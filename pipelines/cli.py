@@ -61,8 +61,9 @@ def cmd_ingest(args: argparse.Namespace) -> str:
         raise IngestFailed(f"unknown source {args.source!r} (configured: {', '.join(configured)})")
 
     from pipelines.runner import run_snapshot, run_snapshots
+    from pipelines.sources import keyed_by_source
 
-    if configured != ["default"]:
+    if keyed_by_source(configured):
         sources = [args.source] if args.source else configured
         result = run_snapshots(at, sources)
         landed = ", ".join(
@@ -224,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return simulate_main(argv[1:])
     import logging
 
+    from pipelines import config  # noqa: F401  (registers the variables holding keys for redaction)
     from pipelines.redaction import install
 
     # One line on success or failure: progress and retry warnings go to Dagster's event log.

@@ -28,7 +28,9 @@ from pathlib import Path
 import duckdb
 
 from pipelines.config import SUPPORTED_CADENCES
-from pipelines.lake import DEFAULT_SOURCE, SOURCE_NAME, DataDir, fsync_dir
+from pipelines.lake import DataDir
+from pipelines.publish import fsync_dir
+from pipelines.sources import DEFAULT_SOURCE, file_suffix, source_of_file
 
 COMPACTED_PREFIX = "day-"
 
@@ -45,21 +47,11 @@ class Compacted:
 
 
 def compacted_name(day: date, source: str = DEFAULT_SOURCE) -> str:
-    suffix = "" if source == DEFAULT_SOURCE else f".{source}"
-    return f"{COMPACTED_PREFIX}{day:%Y-%m-%d}{suffix}.parquet"
-
-
-def file_source(name: str) -> str:
-    """The source of a lake file from its name: `<stem>.S.parquet` is S's, anything else the
-    default source's (files written before sources existed included)."""
-    parts = name.removesuffix(".parquet").split(".")
-    if len(parts) == 2 and SOURCE_NAME.match(parts[1]):
-        return parts[1]
-    return DEFAULT_SOURCE
+    return f"{COMPACTED_PREFIX}{day:%Y-%m-%d}{file_suffix(source)}.parquet"
 
 
 def _source_files(folder: Path, source: str) -> list[Path]:
-    return sorted(p for p in folder.glob("*.parquet") if file_source(p.name) == source)
+    return sorted(p for p in folder.glob("*.parquet") if source_of_file(p.name) == source)
 
 
 def day_folder(data: DataDir, day: date) -> Path:
@@ -78,9 +70,9 @@ def closed_days(data: DataDir, *, now: datetime | None = None) -> list[date]:
         if day >= today:
             continue
         files = list(folder.glob("*.parquet"))
-        sources = {file_source(f.name) for f in files}
+        sources = {source_of_file(f.name) for f in files}
         if any(
-            [f.name for f in files if file_source(f.name) == source]
+            [f.name for f in files if source_of_file(f.name) == source]
             != [compacted_name(day, source)]
             for source in sources
         ):
@@ -184,7 +176,7 @@ def compact_lake(
     done = []
     data.pull_lake()
     for day in closed_days(data, now=now):
-        sources = sorted({file_source(p.name) for p in day_folder(data, day).glob("*.parquet")})
+        sources = sorted({source_of_file(p.name) for p in day_folder(data, day).glob("*.parquet")})
         for source in sources:
             result = compact_day(data.for_source(source), day, **kwargs)  # type: ignore[arg-type]
             if result is not None:

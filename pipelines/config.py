@@ -7,13 +7,14 @@ arrive seconds later. Imports nothing heavy.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from pipelines import redaction, settings
-from pipelines.sources import DEFAULT, Source, SourcesError, load_sources
+from pipelines.sources import DEFAULT, Source, SourcesError, load_sources, only_default
 
 DEFAULT_DATA_DIR = "./data"
 SUPPORTED_CADENCES = (15, 20, 30, 60)
@@ -110,6 +111,20 @@ def secret(variable: str, environ: Mapping[str, str] | None = None) -> str:
     return _env(environ).get(variable, "")
 
 
+#: Environment variables whose values are secrets wherever they appear; a sources file adds
+#: each source's `token_env` (`register_secret_env`, called when the file is loaded).
+SECRET_ENV = ("VOLCAP_API_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def register_secret_env(variable: str) -> None:
+    """Have the redactor mask this variable's value, read each time text is redacted."""
+    redaction.register_secret_reader(variable, functools.partial(secret, variable))
+
+
+for _variable in SECRET_ENV:
+    register_secret_env(_variable)
+
+
 def api_configured(environ: Mapping[str, str] | None = None) -> bool:
     """An API to snapshot is configured (`VOLCAP_API_URL` or a sources file): schedules and
     the build sensor run by default only then."""
@@ -159,7 +174,7 @@ def sources(environ: Mapping[str, str] | None = None) -> tuple[Source, ...]:
     except SourcesError as exc:
         raise ConfigError(str(exc)) from None
     for source in loaded:
-        redaction.register_secret_env(source.token_env)
+        register_secret_env(source.token_env)
     return loaded
 
 
@@ -198,7 +213,7 @@ def check_ingest(environ: Mapping[str, str] | None = None) -> tuple[Source, ...]
     fetch_deadline_seconds(env)
     stall_timeout_seconds(env)
     configured = sources(env)
-    if configured == (DEFAULT,):
+    if only_default(configured):
         api_url(env.get("VOLCAP_API_URL", ""))
         api_token(env)
     else:  # a source whose key is missing fails alone, at run time, naming its variable

@@ -26,6 +26,8 @@ from rich.console import Console, JustifyMethod
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipelines import publish
+
 #: The demo's record of what it wrote in a data dir: every file with its size and mtime. A later
 #: demo deletes exactly those files, and refuses when anything else is there or one changed.
 MARKER = ".volcap-demo"
@@ -33,7 +35,6 @@ MARKER = ".volcap-demo"
 IGNORED = (".gitkeep",)
 #: Snapshots are taken this far into each hour, like the schedule's tick.
 TICK_OFFSET = timedelta(minutes=5)
-DEFAULT_DATA_DIR = "./data"
 
 
 class DemoError(RuntimeError):
@@ -48,6 +49,8 @@ class _Job:
     volumes: int
     seed: int
     token: str
+    data_dir: Path
+    dagster_home: Path
 
 
 #: The demo's own instance: telemetry off (volcap sends nothing but to the API), and no compute
@@ -89,21 +92,21 @@ def _worker(job: _Job, events: Any) -> None:
     try:
         import dagster as dg
 
+        from pipelines.resources import local_resources
         from pipelines.runner import run_snapshot
         from simulator import SimulatorServer
 
         with SimulatorServer(
             volumes=job.volumes, seed=job.seed, token=job.token, start=job.start
         ) as sim:
-            os.environ["VOLCAP_API_URL"] = sim.url
-            os.environ["VOLCAP_API_TOKEN"] = job.token
-            with dg.DagsterInstance.get() as instance:
+            resources = local_resources(job.data_dir, api_url=sim.url, api_token=job.token)
+            with dg.DagsterInstance.from_config(str(job.dagster_home)) as instance:
                 for day in job.days:
                     rows = 0
                     for hour in range(24):
                         at = job.start + timedelta(days=day, hours=hour) + TICK_OFFSET
                         sim.set_clock(at)
-                        rows = run_snapshot(at, dagster_instance=instance).rows
+                        rows = run_snapshot(at, dagster_instance=instance, resources=resources).rows
                     events.put(("day", job.worker, day, rows))
         events.put(("done", job.worker, None, None))
     except BaseException as exc:
@@ -133,9 +136,7 @@ def _inventory(data_dir: Path, dagster_home: Path) -> dict[str, list[int]]:
 
 
 def _write_marker(data_dir: Path, record: dict[str, Any]) -> None:
-    staged = data_dir / f"{MARKER}.tmp"
-    staged.write_text(json.dumps(record, sort_keys=True))
-    os.replace(staged, data_dir / MARKER)
+    publish.write_text(data_dir / MARKER, json.dumps(record, sort_keys=True))
 
 
 def _owned(data_dir: Path) -> dict[str, list[int]]:
@@ -190,7 +191,14 @@ def _seal(data_dir: Path, dagster_home: Path) -> None:
 
 
 def _snapshot_days(
-    days: int, volumes: int, seed: int, start: datetime, workers: int, progress: Progress
+    days: int,
+    volumes: int,
+    seed: int,
+    start: datetime,
+    workers: int,
+    progress: Progress,
+    data_dir: Path,
+    dagster_home: Path,
 ) -> None:
     token = secrets.token_urlsafe(24)
     workers = max(1, min(workers, days))
@@ -198,12 +206,13 @@ def _snapshot_days(
 
     # Create the instance's SQLite databases once, here: workers that start on an empty
     # instance race to stamp its schema (alembic then sees two heads).
-    with dg.DagsterInstance.get() as instance:
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         instance.get_runs_count()
         instance.get_asset_keys()
         instance.all_instigator_state()
     jobs = [
-        _Job(w, tuple(range(w, days, workers)), start, volumes, seed, token) for w in range(workers)
+        _Job(w, tuple(range(w, days, workers)), start, volumes, seed, token, data_dir, dagster_home)
+        for w in range(workers)
     ]
     task = progress.add_task("simulated days", total=days)
     if workers == 1:
@@ -303,32 +312,36 @@ def run_demo(
     *,
     workers: int | None = None,
     console: Console | None = None,
+    data_dir: str | None = None,
+    dagster_home: str | None = None,
 ) -> str:
-    """Run the demo and print its summary; returns the closing line (with the duration)."""
+    """Run the demo and print its summary; returns the closing line (with the duration).
+
+    `data_dir` and `dagster_home` default to the configured ones (`VOLCAP_DATA_DIR`,
+    `DAGSTER_HOME`); the runs get them, and the simulator's URL and key, as arguments."""
+    from pipelines import config
 
     started = time.monotonic()
     if days < 1 or volumes < 1:
         raise DemoError("--days and --volumes must be at least 1")
     console = console or Console()
-    if "://" in os.environ.get("VOLCAP_DATA_DIR", ""):
+    configured = config.data_dir() if data_dir is None else data_dir
+    if "://" in configured:
         raise DemoError(
             f"the demo writes {days * 24} snapshots to a local data dir: unset VOLCAP_DATA_DIR or "
             "point it at a local directory (object storage is for real deployments)"
         )
-    data_dir = Path(os.environ.get("VOLCAP_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
-    dagster_home = Path(os.environ.get("DAGSTER_HOME") or data_dir / "dagster_home").resolve()
-    _prepare(data_dir, dagster_home)
-    os.environ["VOLCAP_DATA_DIR"] = str(data_dir)
-    own_home = dagster_home == (data_dir / "dagster_home").resolve()
+    data = Path(configured).expanduser().resolve()
+    home = Path(
+        (config.dagster_home() if dagster_home is None else dagster_home) or data / "dagster_home"
+    ).resolve()
+    _prepare(data, home)
+    own_home = home == (data / "dagster_home").resolve()
     try:
-        with _fast_instance_home(dagster_home, own_home) as work_home:
-            os.environ["DAGSTER_HOME"] = str(work_home)
-            try:
-                return _run(days, volumes, seed, workers, console, data_dir, dagster_home, started)
-            finally:
-                os.environ["DAGSTER_HOME"] = str(dagster_home)
+        with _fast_instance_home(home, own_home) as work_home:
+            return _run(days, volumes, seed, workers, console, data, home, work_home, started)
     finally:
-        _seal(data_dir, dagster_home)
+        _seal(data, home)
 
 
 def _run(
@@ -339,6 +352,7 @@ def _run(
     console: Console,
     data_dir: Path,
     dagster_home: Path,
+    work_home: Path,
     started: float,
 ) -> str:
     from pipelines.report import human_bytes
@@ -359,20 +373,22 @@ def _run(
         console=console,
         transient=False,
     ) as progress:
-        _snapshot_days(days, volumes, seed, start, workers, progress)
+        _snapshot_days(days, volumes, seed, start, workers, progress, data_dir, work_home)
     snapshot_seconds = time.monotonic() - started
 
     import dagster as dg
 
     from pipelines.receipts import accuracy, one_line
+    from pipelines.resources import local_resources
     from pipelines.runner import run_build, run_report
     from pipelines.warehouse import connect_published
 
-    instance = dg.DagsterInstance.get()
+    instance = dg.DagsterInstance.from_config(str(work_home))
+    resources = local_resources(data_dir)
     step = time.monotonic()
-    built = run_build(dagster_instance=instance)
+    built = run_build(dagster_instance=instance, resources=resources)
     build_seconds = time.monotonic() - step
-    report_path = run_report(dagster_instance=instance).path
+    report_path = run_report(dagster_instance=instance, resources=resources).path
     with connect_published(data_dir) as con:
         # the report's ordering (volume_risk.risk_rank), without the volumes already full
         urgent = con.execute(

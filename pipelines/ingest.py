@@ -20,7 +20,7 @@ from typing import Protocol
 
 import polars as pl
 
-from pipelines import lake
+from pipelines import lake, settings
 from pipelines.api import FetchResult
 from pipelines.lake import DataDir, UnsafePath, partition_slug
 from pipelines.normalize import Normalized, SnapshotRejected, normalize
@@ -159,9 +159,9 @@ def land_raw(
     data: DataDir,
     window: Window,
     *,
-    max_quarantine_share: float = 0.01,
-    min_volume_share: float = 0.5,
-    volume_median_window: int = 24,
+    max_quarantine_share: float = settings.MAX_QUARANTINE_SHARE,
+    min_volume_share: float = settings.MIN_VOLUME_SHARE,
+    volume_median_window: int = settings.VOLUME_MEDIAN_WINDOW,
 ) -> RawLanding:
     """Fetch the current state and, if valid and inside `window`, publish the raw body."""
     with _disk_full_is_one_clear_error(data):
@@ -256,7 +256,10 @@ def _land_raw(
 
 
 def publish_lake(
-    data: DataDir, snapshot_at: datetime, *, max_quarantine_share: float = 0.01
+    data: DataDir,
+    snapshot_at: datetime,
+    *,
+    max_quarantine_share: float = settings.MAX_QUARANTINE_SHARE,
 ) -> LakePublish:
     """Publish the lake partition from the landed raw body (replays from raw when the
     normalized file staged by `land_raw` is not at hand, e.g. in another process)."""
@@ -318,7 +321,10 @@ def validation_report(normalized: Normalized) -> dict[str, object]:
 
 
 def replay(
-    data: DataDir, snapshot_at: datetime, *, max_quarantine_share: float = 0.01
+    data: DataDir,
+    snapshot_at: datetime,
+    *,
+    max_quarantine_share: float = settings.MAX_QUARANTINE_SHARE,
 ) -> Normalized:
     """Normalize a landed raw body again (the lake can always be rebuilt from raw)."""
     sidecar = lake.read_sidecar(data.raw_sidecar(snapshot_at))

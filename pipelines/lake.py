@@ -18,17 +18,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipelines import sources
 from pipelines.objectstore import Remote
+from pipelines.publish import FILE_MODE, mkdir_private, publish
 from pipelines.sources import DEFAULT_SOURCE, SOURCE_NAME
 
 if TYPE_CHECKING:
     import polars as pl
 
 LAKE_TABLE = "volume_snapshots"
+WAREHOUSE_FILE = "warehouse.duckdb"
 _SLUG = re.compile(r"^\d{8}T\d{4}Z$")
-# Files and directories we create carry no world access.
-FILE_MODE = 0o640
-DIR_MODE = 0o750
 
 
 class UnsafePath(ValueError):
@@ -75,13 +75,9 @@ class DataDir:
         return dataclasses.replace(self, source=source)
 
     @property
-    def _source_dir(self) -> str:
-        return "" if self.source == DEFAULT_SOURCE else f"source={self.source}"
-
-    @property
     def source_suffix(self) -> str:
-        """What this source adds to a lake file's stem: nothing for the default, `.S` else."""
-        return "" if self.source == DEFAULT_SOURCE else f".{self.source}"
+        """What this source adds to a lake file's stem (`sources.file_suffix`)."""
+        return sources.file_suffix(self.source)
 
     def stem(self, snapshot_at: datetime) -> str:
         """The partition's stem for this source: `<slug>` or `<slug>.S`."""
@@ -112,11 +108,11 @@ class DataDir:
 
     @property
     def raw(self) -> Path:
-        return self.root / "raw" / LAKE_TABLE / self._source_dir
+        return self.root / "raw" / LAKE_TABLE / sources.source_folder(self.source)
 
     @property
     def quarantine(self) -> Path:
-        return self.root / "quarantine" / LAKE_TABLE / self._source_dir
+        return self.root / "quarantine" / LAKE_TABLE / sources.source_folder(self.source)
 
     @property
     def staging(self) -> Path:
@@ -126,9 +122,26 @@ class DataDir:
     def locks(self) -> Path:
         return self.root / ".locks"
 
+    def lake_files(self) -> list[Path]:
+        """The snapshot files in the lake now (every source's)."""
+        return sorted(self.lake.glob("snapshot_date=*/*.parquet"))
+
     @property
     def warehouse(self) -> Path:
-        return self.root / "warehouse.duckdb"
+        """The published warehouse."""
+        return self.root / WAREHOUSE_FILE
+
+    @property
+    def marts(self) -> Path:
+        """The Parquet export of the warehouse's public tables, `<table>.parquet`."""
+        return self.root / "marts"
+
+    @property
+    def warehouse_links(self) -> Path:
+        """One folder per build of hard links to the lake files it read
+        (`<token>/current|legacy/snapshot_date=YYYY-MM-DD/`), which its `lake_volume_snapshots`
+        view reads (see `pipelines/warehouse/lake_view.py`)."""
+        return self.root / "warehouse.lake"
 
     def _under(self, base: Path, snapshot_at: datetime, suffix: str) -> Path:
         slug = partition_slug(snapshot_at)
@@ -300,41 +313,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def mkdir_private(path: Path) -> None:
-    # `parents=True` would create the missing parents with the default (world-readable) mode.
-    missing = []
-    while not path.exists():
-        missing.append(path)
-        path = path.parent
-    for folder in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            folder.mkdir(mode=DIR_MODE)
-
-
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(8 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def publish(staged: Path, final: Path) -> None:
-    """Atomically move a fully written staged file into place (replacing any previous one)."""
-    with open(staged, "rb") as f:
-        os.fsync(f.fileno())
-    os.chmod(staged, FILE_MODE)
-    mkdir_private(final.parent)
-    os.replace(staged, final)
-    fsync_dir(final.parent)
 
 
 def write_parquet(frame: pl.DataFrame, staged: Path) -> int:

@@ -31,14 +31,27 @@ _RELATION = re.compile(r"\b(?:from|join)\s+([a-z_][a-z0-9_]*)", re.IGNORECASE)
 _PARAMETER = re.compile(r"\$([a-z_][a-z0-9_]*)")
 #: `-- incremental: <column>` in a model's header: an incremental build deletes the rows whose
 #: <column> falls on or after $since and inserts what the model returns for those days.
+#: `-- incremental: append`: the model reads its own earlier rows as `previous_<name>`; an
+#: incremental build keeps the table, drops the rows the model would not keep of it (by `as_of`,
+#: see `pipelines/warehouse/incremental.py`) and inserts the model's rows for this build.
 _INCREMENTAL = re.compile(r"^--\s*incremental:\s*([a-z_][a-z0-9_]*)\b", re.MULTILINE)
+APPEND = "append"
+#: `-- incremental also replaces: <relation>`: an incremental build also deletes the rows whose
+#: grain key is in <relation> (a source the engine provides), for the model to insert them anew.
+_ALSO_REPLACES = re.compile(
+    r"^--\s*incremental also replaces:\s*([a-z_][a-z0-9_]*)\b", re.MULTILINE
+)
+#: `-- grain: (a, b, …)`: the columns that identify a row.
+_GRAIN = re.compile(r"^--\s*grain:\s*\(([a-z0-9_, ]+)\)", re.MULTILINE)
 #: `-- columns:` (or `-- columns: those of <model> (<note>), and:`) opens the column dictionary
 #: of a model's header: one `--   name: meaning` line per column, continued on lines indented
 #: deeper. It is the single source of the catalog's comments and of the README's data model.
 _COLUMNS = re.compile(r"^columns:(?:\s*those of ([a-z_][a-z0-9_]*) \((.*)\), and:)?\s*$")
 _COLUMN = re.compile(r"^ {2,3}([a-z_][a-z0-9_]*): (.+)$")
 #: a header line that starts a key (`grain:`, `depends on:` …) ends the model's summary
-_KEY_LINE = re.compile(r"^(?:grain|depends on|parameters|incremental|materialized|columns):")
+_KEY_LINE = re.compile(
+    r"^(?:grain|depends on|parameters|incremental|incremental also replaces|materialized|columns):"
+)
 #: `-- materialized: view` in a model's header: the build declares a view instead of a table
 #: (its parameters are written into the view as literals).
 _MATERIALIZED = re.compile(r"^--\s*materialized:\s*(table|view)\b", re.MULTILINE)
@@ -58,6 +71,12 @@ class Model:
     parameters: tuple[str, ...]
     #: the column an incremental build replaces rows by (from $since on); None: rebuilt whole
     incremental: str | None = None
+    #: `-- incremental: append`: an incremental build appends this build's rows (see APPEND)
+    append: bool = False
+    #: a relation whose rows' grain keys an incremental build also replaces
+    also_replaces: str | None = None
+    #: the columns that identify a row, from `-- grain: (…)` (empty when not a column list)
+    grain: tuple[str, ...] = ()
     #: the header's first paragraph: what a row is (the table's comment in the catalog)
     summary: str = ""
     #: the header's column dictionary, name -> meaning, in the header's order
@@ -123,6 +142,11 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
         relations = {m.lower() for m in _RELATION.findall(body)}
         header = "\n".join(takewhile(lambda line: line.startswith("--"), text.splitlines()))
         incremental = _INCREMENTAL.search(header)
+        append = bool(incremental and incremental.group(1) == APPEND)
+        if append:
+            incremental = None
+        also_replaces = _ALSO_REPLACES.search(header)
+        grain = _GRAIN.search(header)
         summary, columns, columns_of = _dictionary(header)
         materialized = _MATERIALIZED.search(header)
         models[path.stem] = Model(
@@ -140,6 +164,9 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
             sources=tuple(sorted(relations & SOURCES)),
             parameters=tuple(sorted(set(_PARAMETER.findall(body)))),
             incremental=incremental.group(1) if incremental else None,
+            append=append,
+            also_replaces=also_replaces.group(1) if also_replaces else None,
+            grain=tuple(c.strip() for c in grain.group(1).split(",")) if grain else (),
             summary=summary,
             columns=columns,
             columns_of=columns_of,
@@ -149,6 +176,10 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
             raise ValueError(f"a view cannot be incremental: {path}")
         if incremental and "since" not in models[path.stem].parameters:
             raise ValueError(f"incremental model {path} does not use $since")
+        if append and f"previous_{path.stem}" not in relations:
+            raise ValueError(f"append model {path} does not read previous_{path.stem}")
+        if also_replaces and (not incremental or not models[path.stem].grain):
+            raise ValueError(f"{path} also replaces rows but has no incremental column or grain")
     order = TopologicalSorter({m.name: set(m.deps) for m in models.values()})
     return {name: models[name] for name in order.static_order()}
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines import settings
 from pipelines.contract import (
     API_FIELDS,
     INT32_MAX,
@@ -25,12 +26,12 @@ from pipelines.contract import (
     STATUSES,
     to_lake,
 )
+from pipelines.sources import DEFAULT_SOURCE
 from pipelines.strict import fast_frame
 
 _INT64_FIELDS = ("used_bytes", "inode_count", "max_size_bytes", "max_file_count")
 _INT32_FIELDS = ("mount_count", "max_mounts")
 _STRING_FIELDS = ("id", "name", "status", "host_id")
-_RFC3339 = RFC3339_PATTERN
 
 
 class SnapshotRejected(ValueError):
@@ -89,7 +90,7 @@ def _field_checks(name: str) -> tuple[str, str]:
     else:  # timestamps
         text = f'"t_{name}"'
         value = (
-            f"case when regexp_full_match({text}, '{_RFC3339}') "
+            f"case when regexp_full_match({text}, '{RFC3339_PATTERN}') "
             f"then try_cast({text} as timestamptz) end"
         )
         bad = f"({value}) is null"
@@ -180,9 +181,9 @@ def normalize(
     *,
     snapshot_at: datetime,
     observed_at: datetime,
-    max_quarantine_share: float = 0.01,
+    max_quarantine_share: float = settings.MAX_QUARANTINE_SHARE,
     fast: bool = True,
-    source: str = "default",
+    source: str = DEFAULT_SOURCE,
 ) -> Normalized:
     """Validate a `GET /v1/volumes` body and return it in the lake schema.
 

@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import re
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -37,7 +36,7 @@ from urllib.parse import urlsplit
 import obstore
 from obstore.store import S3Store
 
-from pipelines import config
+from pipelines import config, publish
 
 #: Schemes `VOLCAP_DATA_DIR` may name instead of a local path.
 SCHEMES = ("s3",)
@@ -159,23 +158,16 @@ class Remote:
             raise ObjectStoreError(f"cannot list {self.url}/{prefix}: {_one_line(error)}") from None
 
     def download(self, key: str, dest: Path) -> None:
-        """Fetch one object into `dest` via a temporary file and a rename."""
-        dest.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-        temporary = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.download")
+        """Fetch one object into `dest`, published like every file of the data dir."""
         try:
-            response = obstore.get(self.store, key)
-            with open(temporary, "wb") as out:
-                for chunk in response:
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temporary, 0o640)
-            os.replace(temporary, dest)
+            with publish.staged_beside(dest, suffix=".download") as staged:
+                response = obstore.get(self.store, key)
+                with open(staged, "wb") as out:
+                    for chunk in response:
+                        out.write(chunk)
         except FileNotFoundError:
-            temporary.unlink(missing_ok=True)
             raise
         except Exception as error:
-            temporary.unlink(missing_ok=True)
             raise ObjectStoreError(f"cannot read {self.url}/{key}: {_one_line(error)}") from None
 
     def fetch_missing(self, paths: Iterable[Path]) -> None:
@@ -212,9 +204,7 @@ class Remote:
                         local.unlink(missing_ok=True)
                         index.pop(key, None)
                         removed += 1
-        temporary = index_path.with_name(f"{INDEX_FILE}.{uuid.uuid4().hex[:12]}.tmp")
-        temporary.write_text(json.dumps(index, sort_keys=True))
-        os.replace(temporary, index_path)
+        publish.write_text(index_path, json.dumps(index, sort_keys=True))
         return PullReport(len(remote), downloaded, removed, transferred)
 
 

@@ -10,8 +10,8 @@ import dagster as dg
 
 from pipelines.config import SUPPORTED_CADENCES
 from pipelines.ingest import Window
-from pipelines.lake import DEFAULT_SOURCE
 from pipelines.settings import DEFAULT_CADENCE_MINUTES, PARTITIONS_START
+from pipelines.sources import DEFAULT_SOURCE, keyed_by_source
 
 PARTITION_FMT = "%Y-%m-%d-%H:%M"
 
@@ -54,7 +54,7 @@ def fleet_partitions(
     """The time windows alone for the default source (keys as always, e.g. 2026-11-27-04:00);
     for several sources, (time, source) pairs, so each source's snapshot of a window is its
     own run that succeeds or fails on its own."""
-    if tuple(sources) == (DEFAULT_SOURCE,):
+    if not keyed_by_source(sources):
         return time_windows
     return dg.MultiPartitionsDefinition(
         {"time": time_windows, "source": dg.StaticPartitionsDefinition(list(sources))}

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s'\",]+")
 _MASK = "[REDACTED]"
@@ -23,26 +22,24 @@ def register_secret(secret: str) -> None:
             _registered.add(secret)
 
 
-#: Environment variables whose values are secrets wherever they appear; a sources file adds
-#: each source's `token_env` (`register_secret_env`, called when the file is loaded).
-SECRET_ENV = ("VOLCAP_API_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-_secret_envs: set[str] = set(SECRET_ENV)
+_readers: dict[str, Callable[[], str]] = {}
 
 
-def register_secret_env(name: str) -> None:
-    """Redact the value of this variable too, read when text is redacted (so a key set after
-    start-up is redacted as well)."""
+def register_secret_reader(name: str, read: Callable[[], str]) -> None:
+    """Redact whatever `read()` returns when text is redacted, so a key rotated while a process
+    runs is redacted too. `pipelines.config` registers one per variable holding a key (the
+    usual ones, and each source's `token_env` when a sources file is loaded); `name` keeps a
+    second registration of the same variable from adding a second reader."""
     with _lock:
-        _secret_envs.add(name)
+        _readers[name] = read
 
 
 def _secrets() -> list[str]:
     with _lock:
         found = set(_registered)
-        names = sorted(_secret_envs)
-    for name in names:
-        # the value now, not at registration: keys may be rotated while a process runs
-        value = os.environ.get(name, "")
+        readers = list(_readers.values())
+    for read in readers:
+        value = read()
         if len(value) >= 4:
             found.add(value)
     return sorted(found, key=len, reverse=True)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html import escape
@@ -13,13 +11,13 @@ from typing import Any
 
 import duckdb
 
-from pipelines import charts, settings
+from pipelines import charts, publish, settings
+from pipelines.sources import DEFAULT_SOURCE
 from pipelines.warehouse import INFO_TABLE, connect_published
 
 REPORTS_DIR = "reports"
 REPORT_FILE = "capacity.html"
 CHART_FILE = "fleet_capacity.svg"
-FILE_MODE = 0o640
 #: How far ahead the fleet forecast is drawn, and its interval coverage.
 FORECAST_DAYS = 30
 Z_80 = 1.2815515655446004
@@ -128,7 +126,7 @@ class ReportData:
     missing: list[datetime]
     stale: list[dict[str, Any]]
     paths: dict[str, str] = field(default_factory=dict)
-    sources: list[str] = field(default_factory=lambda: ["default"])
+    sources: list[str] = field(default_factory=lambda: [DEFAULT_SOURCE])
 
     @property
     def no_volumes_yet(self) -> bool:
@@ -812,31 +810,15 @@ class WrittenReport:
     chart_svg: str
 
 
-def _write_atomically(path: Path, text: str) -> int:
-    temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, FILE_MODE)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return len(text.encode())
-
-
 def write_report(
     data_dir: Path, *, cadence_minutes: int = settings.DEFAULT_CADENCE_MINUTES
 ) -> WrittenReport:
     """Render `reports/capacity.html` (and the fleet chart as a standalone SVG) atomically."""
     data = load(Path(data_dir), cadence_minutes=cadence_minutes)
     out = Path(data_dir) / REPORTS_DIR
-    out.mkdir(mode=0o750, parents=True, exist_ok=True)
     path = out / REPORT_FILE
-    size = _write_atomically(path, render(data, cadence_minutes=cadence_minutes))
+    size = publish.write_text(path, render(data, cadence_minutes=cadence_minutes))
     chart = charts.standalone(fleet_capacity_chart(data, width=720, height=280))
     chart_path = out / CHART_FILE
-    _write_atomically(chart_path, chart)
+    publish.write_text(chart_path, chart)
     return WrittenReport(path=path, chart_path=chart_path, bytes=size, data=data, chart_svg=chart)

@@ -53,12 +53,12 @@ class LakeStore(dg.ConfigurableResource):
 
     data_dir: str = ""
     #: A snapshot with more than this share of rows quarantined fails.
-    max_quarantine_share: float = 0.01
+    max_quarantine_share: float = settings.MAX_QUARANTINE_SHARE
     #: A snapshot with fewer volumes than this share of the median of the last
     #: `volume_median_window` landed snapshots fails (0 disables the rule; at least three
     #: earlier snapshots are needed before it applies).
-    min_volume_share: float = 0.5
-    volume_median_window: int = 24
+    min_volume_share: float = settings.MIN_VOLUME_SHARE
+    volume_median_window: int = settings.VOLUME_MEDIAN_WINDOW
 
     @property
     def layout(self) -> DataDir:
@@ -127,6 +127,31 @@ def build_resources(sources: tuple[Source, ...] = (DEFAULT,)) -> dict[str, objec
         "volume_api": api,
         "lake": LakeStore(),
         "warehouse": WarehouseResource(cadence_minutes=cadence_minutes()),
+    }
+
+
+def local_resources(
+    data_dir: str | Path, *, api_url: str = "", api_token: str = ""
+) -> dict[str, object]:
+    """Every resource bound to arguments instead of the environment, for in-process runs that
+    bring their own data dir and API (the demo's simulator). The API resource is handed over as
+    built, not as configuration: Dagster records a configurable resource's values in the run's
+    job snapshot, and a key must not land there."""
+    template = build_resources()["volume_api"]
+    assert isinstance(template, VolumeApi)
+    limits = {
+        name: getattr(template, name)
+        for name in VolumeApi.model_fields
+        if name not in ("base_url", "token", "token_env")
+    }
+    if api_token:
+        redaction.register_secret(api_token)
+        redaction.install()
+    api = VolumeApi(**limits, base_url=api_url, token=api_token)
+    return {
+        "volume_api": dg.ResourceDefinition.hardcoded_resource(api),
+        "lake": LakeStore(data_dir=str(data_dir)),
+        "warehouse": WarehouseResource(data_dir=str(data_dir), cadence_minutes=cadence_minutes()),
     }
 
 

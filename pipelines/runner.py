@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import dagster as dg
 
 from pipelines import config
+from pipelines.sources import DEFAULT_SOURCE
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -26,7 +28,7 @@ class SnapshotOutcome:
     quarantined: int
     path: str
     bytes_fetched: int
-    source: str = "default"
+    source: str = DEFAULT_SOURCE
     #: the time window's key (the partition key itself for the default source alone)
     window_key: str = ""
 
@@ -75,6 +77,7 @@ def _execute(
     *,
     run_config: dict[str, Any] | None = None,
     tags: dict[str, str] | None = None,
+    resources: Mapping[str, object] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Run one of the code location's jobs in process, quietly; RunFailed with the reason."""
@@ -85,6 +88,7 @@ def _execute(
         raise_on_error=False,
         run_config={**QUIET, **(run_config or {})},
         tags={"volcap/trigger": "cli", **(tags or {})},
+        resources=resources,
         **kwargs,
     )
     if not result.success:
@@ -104,16 +108,18 @@ def snapshot_sources() -> list[str]:
     partitions = defs.resolve_job_def("snapshot_job").partitions_def
     if isinstance(partitions, dg.MultiPartitionsDefinition):
         return list(partitions.get_partitions_def_for_dimension("source").get_partition_keys())
-    return ["default"]
+    return [DEFAULT_SOURCE]
 
 
 def run_snapshot(
     at: datetime,
     *,
-    source: str = "default",
+    source: str = DEFAULT_SOURCE,
     dagster_instance: dg.DagsterInstance | None = None,
+    resources: Mapping[str, object] | None = None,
 ) -> SnapshotOutcome:
-    """Materialize `source`'s snapshot partition containing `at` through the snapshot job."""
+    """Materialize `source`'s snapshot partition containing `at` through the snapshot job
+    (with `resources` in place of the configured ones, if given)."""
     from pipelines.definitions import defs
     from pipelines.partitions import key_for
 
@@ -121,7 +127,7 @@ def run_snapshot(
     partitions = job.partitions_def
     assert partitions is not None
     key = key_for(partitions, at, source)
-    result = _execute("snapshot_job", dagster_instance, partition_key=key)
+    result = _execute("snapshot_job", dagster_instance, partition_key=key, resources=resources)
     raw = _metadata(result, "raw_volume_snapshots")
     lake = _metadata(result, "volume_snapshots")
     return SnapshotOutcome(
@@ -175,7 +181,10 @@ class BuildOutcome:
 
 
 def run_build(
-    *, full: bool = False, dagster_instance: dg.DagsterInstance | None = None
+    *,
+    full: bool = False,
+    dagster_instance: dg.DagsterInstance | None = None,
+    resources: Mapping[str, object] | None = None,
 ) -> BuildOutcome:
     """Materialize every warehouse model (and run their checks) through the build job."""
     result = _execute(
@@ -183,6 +192,7 @@ def run_build(
         dagster_instance,
         run_config={"ops": {"warehouse_models": {"config": {"full": full}}}},
         tags={"volcap/full": str(full).lower()},
+        resources=resources,
     )
     rows: dict[str, int] = {}
     critical = warning = 0
@@ -202,8 +212,12 @@ class ReportOutcome:
     no_volumes_yet: bool = False
 
 
-def run_report(*, dagster_instance: dg.DagsterInstance | None = None) -> ReportOutcome:
+def run_report(
+    *,
+    dagster_instance: dg.DagsterInstance | None = None,
+    resources: Mapping[str, object] | None = None,
+) -> ReportOutcome:
     """Materialize the capacity report through the report job."""
-    result = _execute("report_job", dagster_instance)
+    result = _execute("report_job", dagster_instance, resources=resources)
     metadata = _metadata(result, "capacity_report")
     return ReportOutcome(Path(str(metadata["path"])), bool(metadata.get("no_volumes_yet")))

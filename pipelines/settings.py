@@ -28,6 +28,14 @@ INTERVAL_COVERAGE = 0.80
 #: Forecasts beyond this horizon are reported as null (no absurd dates).
 MAX_FORECAST_DAYS = 3650
 
+#: Snapshot quality gates (`LakeStore` may override them per run): a snapshot with more than
+#: this share of rows quarantined fails...
+MAX_QUARANTINE_SHARE = 0.01
+#: ...as does one with fewer volumes than this share of the median of the last
+#: `VOLUME_MEDIAN_WINDOW` landed snapshots (0 disables the rule).
+MIN_VOLUME_SHARE = 0.5
+VOLUME_MEDIAN_WINDOW = 24
+
 #: Asset-check thresholds.
 FRESHNESS_MAX_AGE = timedelta(hours=2)
 ROW_DROP_WARN_SHARE = 0.15

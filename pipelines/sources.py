@@ -1,15 +1,20 @@
-"""The fleets one deployment snapshots: a sources file (`VOLCAP_SOURCES`), or the default source.
+"""What a source (fleet) is: its name, its sources-file entry, and where it shows in names.
 
-A sources file names each fleet, its API's base URL and the *name* of the environment variable
-holding its key; the key itself is read from the environment at run time only, so it never
-lands in the file, run config, metadata or logs. Without a file there is one source,
-`default`, configured by `VOLCAP_API_URL` and `VOLCAP_API_TOKEN` as before.
+A sources file (`VOLCAP_SOURCES`) names each fleet, its API's base URL and the *name* of the
+environment variable holding its key; the key itself is read from the environment at run time
+only, so it never lands in the file, run config, metadata or logs. Without a file there is one
+source, `default`, configured by `VOLCAP_API_URL` and `VOLCAP_API_TOKEN` as before.
+
+The default source is the compatibility case, and this module alone spells it out: its files,
+folders and partition keys are those of a deployment from before sources existed (no source in
+them at all), and data from that time, which has no `source` column, is the default source's.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,3 +99,30 @@ def load_sources(path: str | Path) -> tuple[Source, ...]:
 def only_default(sources: tuple[Source, ...]) -> bool:
     """True when the deployment has exactly the default source configured the original way."""
     return sources == (DEFAULT,)
+
+
+def keyed_by_source(names: Sequence[str]) -> bool:
+    """Whether partitions are (time window, source) pairs: always but for the default source
+    alone, whose partition keys stay the time windows (e.g. 2026-11-27-04:00)."""
+    return tuple(names) != (DEFAULT_SOURCE,)
+
+
+def file_suffix(source: str) -> str:
+    """What a source adds to the stem of its lake files (`<stem>.S.parquet`): nothing for the
+    default source."""
+    return "" if source == DEFAULT_SOURCE else f".{source}"
+
+
+def source_of_file(name: str) -> str:
+    """The source of a lake file from its name: `<stem>.S.parquet` is S's, anything else the
+    default source's (files written before sources existed included)."""
+    parts = name.removesuffix(".parquet").split(".")
+    if len(parts) == 2 and SOURCE_NAME.match(parts[1]):
+        return parts[1]
+    return DEFAULT_SOURCE
+
+
+def source_folder(source: str) -> str:
+    """The folder holding a source's raw and quarantine trees (`source=S`, Hive-style): none
+    for the default source."""
+    return "" if source == DEFAULT_SOURCE else f"source={source}"

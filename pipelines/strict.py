@@ -31,11 +31,10 @@ from pipelines.contract import (
     RFC3339_PATTERN,
     to_lake,
 )
+from pipelines.sources import DEFAULT_SOURCE
 
 _Int64 = Annotated[int, Meta(ge=0, le=INT64_MAX)]
 _Int32 = Annotated[int, Meta(ge=0, le=INT32_MAX)]
-# Validated in msgspec as strings; their RFC 3339 form is checked in DuckDB, which parses them.
-_RFC3339 = RFC3339_PATTERN
 #: Bytes of body validated per msgspec call: bounds the Python objects alive at once. 1 MiB
 #: (~3,000 volumes) validated 1M volumes in ~10% less CPU than 16 MiB, with 45 MiB less RSS, and
 #: holds the GIL for a few ms at a time; an object longer than a chunk takes the detailed path.
@@ -45,6 +44,7 @@ CHUNK_BYTES = 1 << 20
 class _StrictVolume(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     id: Annotated[str, Meta(min_length=1)]
     name: str
+    # validated as strings here; their RFC 3339 form is checked in DuckDB, which parses them
     created_at: str
     used_bytes: _Int64
     inode_count: _Int64
@@ -144,10 +144,10 @@ def _typed_query() -> str:
             id, name, try_cast(created_at as timestamptz) as created_at,
             used_bytes, inode_count, mount_count, max_size_bytes, max_file_count, max_mounts,
             try_cast(last_reconciled_at as timestamptz) as last_reconciled_at, status, host_id,
-            regexp_full_match(created_at, '{_RFC3339}')
+            regexp_full_match(created_at, '{RFC3339_PATTERN}')
                 and try_cast(created_at as timestamptz) is not null
                 and (last_reconciled_at is null
-                     or (regexp_full_match(last_reconciled_at, '{_RFC3339}')
+                     or (regexp_full_match(last_reconciled_at, '{RFC3339_PATTERN}')
                          and try_cast(last_reconciled_at as timestamptz) is not null))
                 as _instants_ok
         from read_json($path, format = 'array', columns = {{{columns}}},
@@ -163,7 +163,7 @@ _TYPED_QUERY = _typed_query()
 
 
 def fast_frame(
-    body: Path, *, snapshot_at: datetime, observed_at: datetime, source: str = "default"
+    body: Path, *, snapshot_at: datetime, observed_at: datetime, source: str = DEFAULT_SOURCE
 ) -> pl.DataFrame | None:
     """The lake frame for a body that is exactly valid, or None (take the detailed path)."""
     verdict: list[int | None] = []

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.contract import LAKE_SCHEMA
+from pipelines.sources import DEFAULT_SOURCE, file_suffix
 
 GIB = 2**30
 #: A fixed instant for deterministic tests (the last snapshot of generated lakes).
@@ -122,6 +123,6 @@ def write_lake(data_dir: Path, frame: pl.DataFrame, *, name: str | None = None) 
         first = part.row(0, named=True)
         folder = root / f"snapshot_date={first['snapshot_date']:%Y-%m-%d}"
         folder.mkdir(parents=True, exist_ok=True)
-        suffix = "" if first.get("source") in (None, "default") else f".{first['source']}"
+        suffix = file_suffix(first.get("source") or DEFAULT_SOURCE)
         file = name or f"{first['snapshot_at']:%Y%m%dT%H%MZ}{suffix}.parquet"
         part.drop("snapshot_date").write_parquet(folder / file)

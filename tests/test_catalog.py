@@ -23,8 +23,9 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from pipelines import catalog
+from pipelines.lake import DataDir
 from pipelines.models import models
-from pipelines.warehouse import PUBLIC_TABLES, build_warehouse, warehouse_path
+from pipelines.warehouse import PUBLIC_TABLES, build_warehouse
 from simulator import DEFAULT_START, SimulatorServer
 from tests.reliability import harness as h
 
@@ -65,7 +66,7 @@ def test_every_model_header_describes_its_table_in_a_summary():
 def test_every_public_table_and_column_carries_its_description(published):
     # closed at the end: a connection left open would make the driver tests' differently
     # configured connections to the same file fail
-    with duckdb.connect(str(warehouse_path(published)), read_only=True) as con:
+    with duckdb.connect(str(DataDir(published).warehouse), read_only=True) as con:
         tables = dict(
             con.execute(
                 "select table_name, comment from duckdb_tables() where schema_name = 'main' "
@@ -87,7 +88,7 @@ def test_every_public_table_and_column_carries_its_description(published):
 
 
 def test_duckdb_engine_lists_each_public_table_with_its_descriptions(published):
-    inspector = sa.inspect(engine(warehouse_path(published)))
+    inspector = sa.inspect(engine(DataDir(published).warehouse))
     listed = set(inspector.get_table_names()) | set(inspector.get_view_names())
     assert set(PUBLIC_TABLES) <= listed
     for table in PUBLIC_TABLES:
@@ -99,7 +100,7 @@ def test_duckdb_engine_lists_each_public_table_with_its_descriptions(published):
 
 
 def test_through_duckdb_engine_every_public_table_reads_with_aware_timestamps(published):
-    with engine(warehouse_path(published)).connect() as con:
+    with engine(DataDir(published).warehouse).connect() as con:
         for table in PUBLIC_TABLES:
             result = con.execute(sa.text(f'select * from "{table}" limit 50'))
             rows = result.fetchall()
@@ -119,7 +120,7 @@ def test_the_duckdb_cli_lists_the_catalog_read_only(published):
         [
             str(cli),
             "-readonly",
-            str(warehouse_path(published)),
+            str(DataDir(published).warehouse),
             "-csv",
             "-noheader",
             "-c",
@@ -174,11 +175,11 @@ def test_a_bi_driver_reads_throughout_ten_builds_and_sees_each_new_one(tmp_path,
     out = spawn.Queue()
     reader = spawn.Process(
         target=_read_while_builds_publish,
-        args=(str(warehouse_path(data_dir)), str(stop), out),
+        args=(str(DataDir(data_dir).warehouse), str(stop), out),
         daemon=True,
     )
     reader.start()
-    bi = engine(warehouse_path(data_dir))
+    bi = engine(DataDir(data_dir).warehouse)
     for _ in range(10):
         at += timedelta(hours=1)
         sim.set_clock(at)
@@ -202,7 +203,7 @@ def test_pyarrow_reads_every_parquet_mart_with_instants_in_utc(published):
 
     # closed at the end: a connection left open would make the driver tests' differently
     # configured connections to the same file fail
-    with duckdb.connect(str(warehouse_path(published)), read_only=True) as con:
+    with duckdb.connect(str(DataDir(published).warehouse), read_only=True) as con:
         for path in sorted((published / "marts").glob("*.parquet")):
             schema = pq.read_schema(path)
             warehouse = dict(
@@ -220,7 +221,7 @@ def test_pyarrow_reads_every_parquet_mart_with_instants_in_utc(published):
 
 def test_the_default_schema_holds_exactly_the_public_tables(published):
     by_schema: dict[str, set[str]] = {}
-    with duckdb.connect(str(warehouse_path(published)), read_only=True) as con:
+    with duckdb.connect(str(DataDir(published).warehouse), read_only=True) as con:
         for schema, table in con.execute(
             "select schema_name, table_name from duckdb_tables() "
             "union all select schema_name, view_name from duckdb_views() where not internal"
@@ -236,7 +237,7 @@ def test_the_default_schema_holds_exactly_the_public_tables(published):
     assert by_schema == {}
     # as a BI tool browses it: duckdb-engine names schemas `<database>.<schema>`, the
     # database being the file's stem
-    inspector = sa.inspect(engine(warehouse_path(published)))
+    inspector = sa.inspect(engine(DataDir(published).warehouse))
     assert {"warehouse.main", "warehouse.staging", "warehouse.build"} <= set(
         inspector.get_schema_names()
     )

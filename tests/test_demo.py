@@ -33,10 +33,13 @@ def test_short_demo_records_runs_builds_and_prints_the_urgent_volumes(
 ) -> None:
     data, home = dirs
     out = io.StringIO()
+    environment = dict(os.environ)
     line = demo.run_demo(
         days=DAYS, volumes=200, seed=7, workers=2, console=Console(file=out, width=80)
     )
     printed = out.getvalue()
+    # the runs get the simulator's URL and key, the data dir and the instance as arguments
+    assert dict(os.environ) == environment
 
     assert line.startswith("demo finished in ") and f"{DAYS * 24} runs" in line
     with connect_published(data) as con:
@@ -84,6 +87,14 @@ def test_short_demo_records_runs_builds_and_prints_the_urgent_volumes(
         runs = instance.get_run_records()
         jobs = sorted({r.dagster_run.job_name for r in runs})
         succeeded = {r.dagster_run.status for r in runs}
+        # the simulator's URL and key were handed over as a built resource, which Dagster does
+        # not record (a configured one's values are kept in the run's job snapshot)
+        snapshots = {
+            dg.serialize_value(instance.get_job_snapshot(r.dagster_run.job_snapshot_id))
+            for r in runs
+            if r.dagster_run.job_snapshot_id
+        }
+    assert snapshots and not any("127.0.0.1" in snapshot for snapshot in snapshots)
     assert len(runs) == DAYS * 24 + 2  # every snapshot, one build, one report
     assert jobs == ["build_job", "report_job", "snapshot_job"]
     assert succeeded == {dg.DagsterRunStatus.SUCCESS}

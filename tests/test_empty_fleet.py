@@ -17,7 +17,7 @@ from pipelines.lake import DataDir
 from pipelines.models import models
 from pipelines.normalize import SnapshotRejected
 from pipelines.resources import VolumeApi
-from pipelines.warehouse import PUBLIC_TABLES, warehouse_path
+from pipelines.warehouse import PUBLIC_TABLES
 
 TOKEN = "canary-empty-5b1e"
 
@@ -58,7 +58,7 @@ def test_an_empty_fleet_ingests_builds_an_empty_warehouse_and_reports_no_volumes
 
     line = volcap(capsys, "build")
     assert line.startswith(f"built {len(models())} tables (0 rows; volume_risk 0)")
-    with duckdb.connect(str(warehouse_path(tmp_path / "data")), read_only=True) as con:
+    with duckdb.connect(str(DataDir(tmp_path / "data").warehouse), read_only=True) as con:
         for table in PUBLIC_TABLES:
             assert con.execute(f'select count(*) from "{table}"').fetchone() == (0,), table
         # queryable with its columns, not a placeholder

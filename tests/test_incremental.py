@@ -30,7 +30,6 @@ from pipelines.warehouse import (
     ForecastParams,
     build_warehouse,
     qualified,
-    warehouse_path,
 )
 from tests.lakegen import END, GIB, Volume, linear, noisy, snapshots, weekly, write_lake
 
@@ -71,7 +70,7 @@ def at(instant: datetime) -> pl.DataFrame:
 
 
 def table(data_dir: Path, name: str) -> pl.DataFrame:
-    with duckdb.connect(str(warehouse_path(data_dir)), read_only=True) as con:
+    with duckdb.connect(str(DataDir(data_dir).warehouse), read_only=True) as con:
         frame = con.sql(f"select * from {qualified(name)}").pl()
     if name == "quota_forecast_history":
         frame = frame.drop("built_at")
@@ -224,14 +223,14 @@ def test_a_change_on_the_first_day_falls_back_to_a_full_build(twins):
 def test_a_deleted_warehouse_falls_back_to_a_full_build(twins):
     twins.write(at(END + timedelta(hours=1)))
     for data_dir in twins.each():
-        warehouse_path(data_dir).unlink()
+        DataDir(data_dir).warehouse.unlink()
         shutil.rmtree(data_dir / "marts")
     result = twins.build()
     assert (result.mode, result.full_reason) == ("full", "no published warehouse")
 
 
 def test_a_warehouse_from_other_models_falls_back_to_a_full_build(twins):
-    with duckdb.connect(str(warehouse_path(twins.incremental))) as con:
+    with duckdb.connect(str(DataDir(twins.incremental).warehouse)) as con:
         con.execute(f"update {INFO_TABLE} set fingerprint = 'older models'")
     result = twins.build()
     assert result.mode == "full"

@@ -41,6 +41,40 @@ def test_a_relation_named_in_a_comment_is_not_a_dependency(tmp_path):
     assert (found["a"].deps, found["b"].deps) == ((), ("a",))
 
 
+def test_incremental_needs_are_declared_in_the_model_headers():
+    """The engine knows no model by name: what an incremental build does besides rebuilding a
+    model whole is read from its header."""
+    found = models()
+    observations = found["volume_observations"]
+    assert observations.incremental == "first_seen_at"
+    assert observations.also_replaces == "volume_observations_before"
+    assert observations.grain == ("source", "volume_id", "reconciled_at")
+    history = found["quota_forecast_history"]
+    assert (history.append, history.incremental) == (True, None)
+    assert [m.name for m in found.values() if m.append or m.also_replaces] == [
+        "volume_observations",
+        "quota_forecast_history",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("header", "error"),
+    [
+        pytest.param(
+            "-- incremental: append\n", "does not read previous_a", id="append-no-previous"
+        ),
+        pytest.param(
+            "-- incremental also replaces: b\n", "no incremental column or grain", id="no-grain"
+        ),
+    ],
+)
+def test_a_header_the_engine_cannot_follow_is_refused(tmp_path, header, error):
+    (tmp_path / "marts").mkdir()
+    (tmp_path / "marts" / "a.sql").write_text(f"-- a\n{header}select 1 as x")
+    with pytest.raises(ValueError, match=error):
+        load_models(tmp_path)
+
+
 def test_volume_snapshots_keeps_one_row_per_volume_and_snapshot_the_last_observed(tmp_path):
     frame = snapshots([Volume("v1"), Volume("v2")], hours=HOURS)
     write_lake(tmp_path, frame)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import report
+from pipelines import publish, report
 from pipelines.warehouse import BuildError
 from tests import reportcase
 
@@ -132,7 +132,8 @@ def test_write_is_atomic_and_leaves_no_temporary_files(written: report.WrittenRe
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [report.CHART_FILE, report.REPORT_FILE]
     )
-    assert written.path.stat().st_mode & 0o777 == report.FILE_MODE
+    assert written.path.stat().st_mode & 0o777 == publish.FILE_MODE
+    assert folder.stat().st_mode & 0o007 == 0  # created private, like every folder we create
     assert written.chart_svg.startswith('<svg xmlns="http://www.w3.org/2000/svg"')
 
 

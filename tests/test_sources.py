@@ -18,7 +18,16 @@ import pytest
 from pipelines.compaction import compact_lake, compacted_name, day_folder
 from pipelines.lake import DataDir
 from pipelines.report import load
-from pipelines.sources import DEFAULT, Source, SourcesError, load_sources
+from pipelines.sources import (
+    DEFAULT,
+    DEFAULT_SOURCE,
+    Source,
+    SourcesError,
+    file_suffix,
+    keyed_by_source,
+    load_sources,
+    source_of_file,
+)
 from pipelines.warehouse import PUBLIC_TABLES, build_warehouse
 from simulator import DEFAULT_START
 from tests.lakegen import END, Volume, snapshots, write_lake
@@ -367,3 +376,26 @@ def test_each_schedule_tick_requests_one_run_per_source(tmp_path, monkeypatch):
     ]
     assert len({r.run_key for r in requests}) == 2
     assert sorted(r.tags["volcap/source"] for r in requests) == ["eu-west", "us-east"]
+
+
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [
+        pytest.param("20261127T0400Z.parquet", "default", id="hourly-default"),
+        pytest.param("20261127T0400Z.eu-west.parquet", "eu-west", id="hourly-named"),
+        pytest.param("day-2026-11-27.parquet", "default", id="compacted-default"),
+        pytest.param("day-2026-11-27.us_east.parquet", "us_east", id="compacted-named"),
+        pytest.param("20261127T0400Z.Not-A-Name.parquet", "default", id="not-a-source-name"),
+    ],
+)
+def test_a_lake_file_name_says_its_source_and_the_default_source_adds_nothing(name, source):
+    """Files written before sources existed carry no source in their names: the default's."""
+    assert source_of_file(name) == source
+    stem = name.removesuffix(".parquet").removesuffix(file_suffix(source))
+    assert stem + file_suffix(source) + ".parquet" == name
+    assert (file_suffix(source) == "") == (source == DEFAULT_SOURCE)
+
+
+def test_only_the_default_source_alone_keeps_plain_time_partition_keys():
+    assert not keyed_by_source([DEFAULT_SOURCE])
+    assert keyed_by_source(["eu-west"]) and keyed_by_source([DEFAULT_SOURCE, "eu-west"])

@@ -20,7 +20,7 @@ import pytest
 from pipelines.ingest import Window, land_raw, publish_lake
 from pipelines.lake import DataDir
 from pipelines.resources import VolumeApi
-from pipelines.warehouse import PUBLIC_TABLES, build_warehouse, connect_published, lake_dir
+from pipelines.warehouse import PUBLIC_TABLES, build_warehouse, connect_published
 from simulator import DEFAULT_START, SimulatorServer
 
 TOKEN = "canary-spark-3e77a0"
@@ -199,7 +199,7 @@ def spark():
 @pytest.fixture(scope="module")
 def spark_lake(lake, spark):
     """The lake as Spark sees it: Hive partition discovery over the table's root."""
-    frame = spark.read.parquet(str(lake_dir(lake)))
+    frame = spark.read.parquet(str(DataDir(lake).lake))
     frame.createOrReplaceTempView("volume_snapshots")
     return frame
 
@@ -276,7 +276,7 @@ def test_spark_fleet_daily_equals_duckdb_to_the_byte(lake, spark, spark_lake):
 
 
 def test_polars_fleet_daily_equals_duckdb_to_the_byte(lake):
-    frame = fleet_daily_polars(lake_dir(lake)).with_columns(
+    frame = fleet_daily_polars(DataDir(lake).lake).with_columns(
         snapshot_us=pl.col("snapshot_at").dt.epoch("us")
     )
     got = [tuple(row) for row in frame.select(COLUMNS).rows()]

@@ -20,11 +20,10 @@ from pipelines.models import models
 from pipelines.resources import WarehouseResource
 from pipelines.warehouse import (
     EXPORTED_TABLES,
-    LAKE_LINKS_DIR,
     EmptyLakeError,
     build_warehouse,
     connect_published,
-    warehouse_path,
+    lake_view,
 )
 from tests.lakegen import END, Volume, snapshots, write_lake
 
@@ -39,7 +38,7 @@ def lake(tmp_path, volumes=None, hours=HOURS, end=END):
 def test_empty_lake_fails_clearly_and_publishes_nothing(tmp_path):
     with pytest.raises(EmptyLakeError, match="no snapshot files"):
         build_warehouse(tmp_path)
-    assert not warehouse_path(tmp_path).exists()
+    assert not DataDir(tmp_path).warehouse.exists()
 
 
 def test_build_reports_rows_risk_counts_and_publishes_private_files(tmp_path):
@@ -84,7 +83,7 @@ def test_the_hourly_history_is_a_view_over_the_lake_that_opens_from_any_director
             "import duckdb, sys\n"
             "con = duckdb.connect(sys.argv[1], read_only=True)\n"
             "print(con.execute('select count(*) from volume_snapshots').fetchone()[0])\n",
-            str(warehouse_path(tmp_path).resolve()),
+            str(DataDir(tmp_path).warehouse.resolve()),
         ],
         cwd="/",
         capture_output=True,
@@ -115,11 +114,11 @@ def test_lake_links_of_earlier_builds_are_removed_after_their_grace(tmp_path, mo
     lake(tmp_path)
     for _ in range(3):
         build_warehouse(tmp_path)
-    assert len(list((tmp_path / LAKE_LINKS_DIR).iterdir())) == 3
-    monkeypatch.setattr(warehouse, "LAKE_LINKS_GRACE", timedelta(0))
+    assert len(list(DataDir(tmp_path).warehouse_links.iterdir())) == 3
+    monkeypatch.setattr(lake_view, "LAKE_LINKS_GRACE", timedelta(0))
     build_warehouse(tmp_path)
     # this build's links, and the newest earlier ones (the next build reads them)
-    assert len(list((tmp_path / LAKE_LINKS_DIR).iterdir())) == 2
+    assert len(list(DataDir(tmp_path).warehouse_links.iterdir())) == 2
 
 
 def test_volcap_build_without_a_dagster_home_builds_without_loading_dagster(tmp_path):
@@ -168,7 +167,7 @@ def test_a_reader_keeps_the_old_build_and_a_new_connection_sees_the_new_one(tmp_
             "print(con.execute('select count(*) from volumes').fetchone()[0], flush=True)\n"
             "sys.stdin.readline()\n"
             "print(con.execute('select count(*) from volumes').fetchone()[0], flush=True)\n",
-            str(warehouse_path(tmp_path)),
+            str(DataDir(tmp_path).warehouse),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -199,7 +198,7 @@ def test_a_writer_holding_the_old_file_does_not_block_the_build(tmp_path):
             "con = duckdb.connect(sys.argv[1])\n"
             "print('open', flush=True)\n"
             "sys.stdin.readline()\n",
-            str(warehouse_path(tmp_path)),
+            str(DataDir(tmp_path).warehouse),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -260,7 +259,6 @@ def test_checks_flag_a_gap_and_a_row_drop(tmp_path):
     frame = frame.filter(frame["snapshot_at"] != END - timedelta(hours=5))
     write_lake(tmp_path, frame)
     build_warehouse(tmp_path)
-    from pipelines import warehouse
 
     with connect_published(tmp_path) as con:
         gap = warehouse.check_no_missing_snapshots(con)

@@ -7,6 +7,8 @@
 -- depends on: quota_forecast, previous_quota_forecast_history (source: the previous warehouse's
 --   history, provided by the build engine; empty on the first build)
 -- parameters: $as_of, $built_at, $history_every_build_days
+-- incremental: append (an incremental build keeps the table, drops this as_of's rows and the
+--   older builds the model would not keep, and appends this build's rows)
 -- columns: those of quota_forecast (as forecast by the build), and:
 --   built_at: when the build that made the forecast ran
 with

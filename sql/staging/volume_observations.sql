@@ -5,8 +5,9 @@
 --   keeps of the reconciliations it rebuilds, their snapshots before $since; empty in a full
 --   build)
 -- parameters: $since (first day built; a full build binds the epoch)
--- incremental: first_seen_at (an incremental build replaces the rows from $since on, and the
---   earlier reconciliations seen again on or after $since)
+-- incremental: first_seen_at (an incremental build replaces the rows from $since on)
+-- incremental also replaces: volume_observations_before (the earlier reconciliations seen
+--   again on or after $since, rebuilt whole from their earlier part)
 -- A reconciliation can span days (a volume reconciled rarely, or stalled), so its rows from
 -- $since on are merged with what came before: the first sighting, and the usage measured at
 -- it, stay those of the earlier part; the counts add up.

@@ -6,7 +6,7 @@
 --   copies it; $as_of is written into the view as a literal)
 -- A snapshot stored twice (an hourly file beside its day's compacted file) keeps the row
 -- observed last: such a day is deduplicated once, when the build links the lake
--- (pipelines/warehouse.py `_link_lake`), so a lake without such files is never sorted.
+-- (pipelines/warehouse/lake_view.py `link_lake`), so a lake without such files is never sorted.
 -- columns:
 --   source: the fleet the row came from (`default` without a sources file); constant per lake
 --     file

@@ -1,0 +1,449 @@
+"""Incremental builds: the first changed day, rows replaced or appended, the sources provided."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipelines.lake import DataDir
+from pipelines.models import Model, models
+from pipelines.warehouse.errors import FullBuildNeeded
+from pipelines.warehouse.lake_view import LakeFile
+from pipelines.warehouse.schema import (
+    INFO_TABLE,
+    MANIFEST_TABLE,
+    STAGING_SCHEMA,
+    qualified,
+    scalar,
+    schema_of,
+)
+
+#: Bump when the engine's incremental logic changes, so the next build is a full one.
+ENGINE_VERSION = 4
+
+
+def fingerprint() -> str:
+    """What the warehouse's tables depend on besides the lake: the models and the engine."""
+    from pipelines.contract import LAKE_DUCKDB_TYPES
+
+    digest = hashlib.sha256(f"engine {ENGINE_VERSION}\n{LAKE_DUCKDB_TYPES}\n".encode())
+    for model in models().values():
+        digest.update(f"{model.name}\n{model.sql}\n".encode())
+    return digest.hexdigest()
+
+
+def first_changed_day(
+    layout: DataDir, manifest: dict[str, LakeFile], as_of: datetime | None, copy_to: Path
+) -> date:
+    """Copy the published warehouse to `copy_to` and return the first day to rebuild in it.
+
+    That day is the earliest of: a day whose lake files differ from the previous build's
+    manifest (added, removed, replaced, compacted), the previous build's as_of day (its rows
+    stop at that instant), and the requested as_of's day. The published file is attached
+    read-only during the copy: the shared lock keeps a writer out, so the copy is consistent.
+    """
+    published = layout.warehouse
+    if not published.exists():
+        raise FullBuildNeeded("no published warehouse")
+    if published.with_name(published.name + ".wal").exists():
+        raise FullBuildNeeded("the published warehouse has a write-ahead log")
+    if any(entry.day is None for entry in manifest.values()):
+        raise FullBuildNeeded("a lake file lies outside a snapshot_date=YYYY-MM-DD folder")
+    scratch = duckdb.connect()
+    try:
+        try:
+            scratch.execute("attach ? as previous (read_only)", [str(published)])
+        except duckdb.Error as error:
+            raise FullBuildNeeded(f"cannot attach the published warehouse: {error}") from None
+        tables = {
+            f"{schema}.{table}"
+            for schema, table in scratch.execute(
+                "select schema_name, table_name from duckdb_tables() "
+                "where database_name = 'previous' "
+                "union all select schema_name, view_name from duckdb_views() "
+                "where database_name = 'previous' and not internal"
+            ).fetchall()
+        }
+        wanted = {INFO_TABLE, MANIFEST_TABLE, *(f"{schema_of(m)}.{m}" for m in models())}
+        if not wanted <= tables:
+            raise FullBuildNeeded("the published warehouse lacks a table (older engine)")
+        try:
+            info = scratch.execute(
+                f"select fingerprint, as_of from previous.{INFO_TABLE}"
+            ).fetchall()
+            if len(info) != 1 or info[0][0] != fingerprint():
+                raise FullBuildNeeded("the models or the engine changed since the last build")
+            previous_as_of: datetime = info[0][1]
+            previous = {
+                path: LakeFile(day, size, mtime_ns, inode)
+                for path, day, size, mtime_ns, inode in scratch.execute(
+                    f"select path, day, size, mtime_ns, inode from previous.{MANIFEST_TABLE}"
+                ).fetchall()
+            }
+        except duckdb.Error as error:
+            raise FullBuildNeeded(f"unreadable build manifest: {error}") from None
+        changed = {
+            (manifest.get(path) or previous[path]).day
+            for path in manifest.keys() | previous.keys()
+            if manifest.get(path) != previous.get(path)
+        }
+        candidates = {*changed, previous_as_of.astimezone(UTC).date()}
+        if as_of is not None:
+            candidates.add(as_of.astimezone(UTC).date())
+        since = min(day for day in candidates if day is not None)
+        if since <= min(entry.day for entry in manifest.values() if entry.day is not None):
+            raise FullBuildNeeded(f"the lake changed from its first day ({since}) on")
+        shutil.copyfile(published, copy_to)
+        return since
+    finally:
+        scratch.close()
+
+
+def write_manifest(
+    con: duckdb.DuckDBPyConnection,
+    manifest: dict[str, LakeFile],
+    has_source: dict[str, bool],
+    as_of: datetime,
+    horizon: datetime,
+    since: date,
+) -> None:
+    paths = sorted(manifest)
+    con.execute(
+        f"create or replace table {MANIFEST_TABLE} as select "
+        "unnest($paths) as path, unnest($days) as day, "
+        "unnest($sizes) as size, unnest($mtimes) as mtime_ns, unnest($inodes) as inode, "
+        "unnest($has_source) as has_source",
+        {
+            "has_source": [has_source[p] for p in paths],
+            "paths": paths,
+            "days": [manifest[p].day for p in paths],
+            "sizes": [manifest[p].size for p in paths],
+            "mtimes": [manifest[p].mtime_ns for p in paths],
+            "inodes": [manifest[p].inode for p in paths],
+        },
+    )
+    con.execute(
+        f"create or replace table {INFO_TABLE} as "
+        "select $fingerprint as fingerprint, $as_of as as_of, $horizon as steps_horizon, "
+        "$since as since",
+        {"fingerprint": fingerprint(), "as_of": as_of, "horizon": horizon, "since": since},
+    )
+
+
+def prepare_observations_before(
+    con: duckdb.DuckDBPyConnection, since: date | None, replaced: str | None
+) -> None:
+    """Fill the source `volume_observations_before`: for each reconciliation first seen before
+    `since` and seen again on or after it (before or after this build), its first sighting and
+    the number of its snapshots before `since`. Empty in a full build (`since` None).
+
+    `replaced` names a table of the (source, volume_id, reconciled_at) keys of the snapshot rows this
+    build removed, with their counts, taken before volume_snapshots was rebuilt.
+    """
+    con.execute(
+        """
+        create or replace temp table volume_observations_before (
+            source varchar, volume_id varchar, reconciled_at timestamptz, used_bytes bigint,
+            inode_count bigint, first_seen_at timestamptz, snapshot_count bigint
+        )
+        """
+    )
+    if since is None or replaced is None:
+        return
+    con.execute(
+        f"""
+        insert into volume_observations_before
+        with
+        touched as (
+            select source, volume_id, reconciled_at, n from {replaced}
+            union all
+            select distinct source, volume_id, last_reconciled_at, 0 from volume_snapshots
+            where snapshot_at >= $since and last_reconciled_at is not null
+        ),
+        removed as (
+            select source, volume_id, reconciled_at, sum(n) as n from touched group by all
+        )
+        select
+            observations.source, observations.volume_id, observations.reconciled_at,
+            observations.used_bytes,
+            observations.inode_count, observations.first_seen_at,
+            observations.snapshot_count - removed.n
+        from volume_observations as observations
+        inner join removed
+            on observations.source = removed.source
+            and observations.volume_id = removed.volume_id
+            and observations.reconciled_at = removed.reconciled_at
+        where observations.first_seen_at < $since
+            and observations.reconciled_at >= (select min(reconciled_at) from removed)
+        """,
+        {"since": since},
+    )
+
+
+#: Kept by the engine beside volume_observations (see `update_observation_steps`).
+STEPS_NAME = "volume_observation_steps"
+
+
+#: kept in staging beside the models it serves (not public: the default schema holds only those)
+STEPS_TABLE = f"{STAGING_SCHEMA}.{STEPS_NAME}"
+
+
+_STEPS = """
+    select source, volume_id, reconciled_at, used_bytes, inode_count,
+        lag(reconciled_at) over w as previous_reconciled_at,
+        lag(used_bytes) over w as used_bytes_previous,
+        lag(inode_count) over w as inode_count_previous,
+        seed
+    from ({rows})
+    window w as (partition by source, volume_id order by reconciled_at)
+"""
+
+
+def update_observation_steps(
+    con: duckdb.DuckDBPyConnection,
+    since: date | None,
+    touched_before: datetime | None,
+    horizon: datetime,
+    previous_horizon: datetime | None,
+) -> None:
+    """Keep `volume_observation_steps`: each observation of volume_observations from `horizon`
+    on, beside the observation of its volume just before it when that one is from `horizon` on
+    too (else null) — what the forecast's per-step statistics read, without sorting its whole
+    window on every build.
+
+    A full build (or a horizon moved back) computes it from volume_observations. Otherwise only
+    the rows from the earliest observation this build may have changed are recomputed — the
+    earliest reconciliation first seen from `since` on, before (`touched_before`) or after this
+    build, or merged across `since` — each volume's last kept row seeding its first step; then
+    the rows before `horizon` are dropped and steps from them nulled. An observation's usage
+    never changes once seen, so the rows before that point stand. Both ways give the same rows.
+    """
+    rows = "select source, volume_id, reconciled_at, used_bytes, inode_count, false as seed"
+    exists = scalar(
+        con,
+        "select count(*) from duckdb_tables() where database_name = current_database() "
+        "and schema_name = ? and table_name = ?",
+        [STAGING_SCHEMA, STEPS_NAME],
+    )
+    if since is None or previous_horizon is None or horizon < previous_horizon or not exists:
+        body = _STEPS.format(rows=f"{rows} from volume_observations where reconciled_at >= $h")
+        con.execute(
+            f"create or replace table {STEPS_TABLE} as select * exclude (seed) from ({body})",
+            {"h": horizon},
+        )
+        return
+    since_at = datetime.combine(since, datetime.min.time(), UTC)
+    touched_after = scalar(
+        con,
+        "select least("
+        "(select min(reconciled_at) from volume_observations where first_seen_at >= $since), "
+        "(select min(reconciled_at) from volume_observations_before))",
+        {"since": since_at},
+    )
+    start = min(t for t in (since_at, touched_before, touched_after) if t is not None)
+    con.execute(f"delete from {STEPS_TABLE} where reconciled_at >= $start", {"start": start})
+    seeds = f"""
+        select source, volume_id, max(reconciled_at) as reconciled_at,
+            arg_max(used_bytes, reconciled_at) as used_bytes,
+            arg_max(inode_count, reconciled_at) as inode_count, true as seed
+        from {STEPS_TABLE} group by source, volume_id
+    """
+    body = _STEPS.format(
+        rows=f"{rows} from volume_observations where reconciled_at >= $start union all {seeds}"
+    )
+    con.execute(
+        f"insert into {STEPS_TABLE} select * exclude (seed) from ({body}) where not seed",
+        {"start": start},
+    )
+    con.execute(f"delete from {STEPS_TABLE} where reconciled_at < $h", {"h": horizon})
+    con.execute(
+        f"""
+        update {STEPS_TABLE}
+        set previous_reconciled_at = null, used_bytes_previous = null,
+            inode_count_previous = null
+        where previous_reconciled_at < $h
+        """,
+        {"h": horizon},
+    )
+
+
+def append(con: duckdb.DuckDBPyConnection, model: Model, bindings: dict[str, Any]) -> None:
+    """An incremental build's rows of an append model (`-- incremental: append`, rows keyed by
+    the build's `as_of`): its copy of the published table, less the rows the model drops (this
+    as_of's, and the older builds that are not the last of their UTC day), plus the model's
+    rows for this build — computed with `previous_<name>` empty, without re-reading every
+    earlier build's rows (the table grows with the builds kept)."""
+    table = qualified(model.name)
+    con.execute(f"delete from {table} where as_of = $as_of", {"as_of": bindings["as_of"]})
+    con.execute(
+        f"""
+        delete from {table}
+        where as_of < $as_of - to_days(cast($history_every_build_days as integer))
+            and as_of not in (select max(as_of) from {table} group by cast(as_of as date))
+        """,
+        {
+            "as_of": bindings["as_of"],
+            "history_every_build_days": bindings["history_every_build_days"],
+        },
+    )
+    con.execute(
+        f"create or replace temp table previous_{model.name} as select * from {table} limit 0"
+    )
+    body = model.sql.strip().rstrip(";")
+    con.execute(
+        f"insert into {table} by name\n{body}",
+        {name: bindings[name] for name in model.parameters},
+    )
+
+
+def replace_from(
+    con: duckdb.DuckDBPyConnection, model: Model, bindings: dict[str, Any], since: date
+) -> None:
+    """Delete a day-grained model's rows from `since` on and insert the model's rows for them."""
+    column = model.incremental
+    kind = scalar(
+        con,
+        "select data_type from duckdb_columns() where database_name = current_database() "
+        "and schema_name = ? and table_name = ? and column_name = ?",
+        [schema_of(model.name), model.name, column],
+    )
+    if kind is None:
+        raise FullBuildNeeded(f"{model.name} has no column {column}")
+    bound: date | datetime = since
+    if kind.startswith("TIMESTAMP"):
+        bound = datetime(since.year, since.month, since.day, tzinfo=UTC)
+    con.execute(f'delete from "{model.name}" where "{column}" >= $since', {"since": bound})
+    if model.also_replaces:
+        key = ", ".join(model.grain)
+        con.execute(
+            f'delete from "{model.name}" where ({key}) in '
+            f"(select ({key}) from {model.also_replaces})"
+        )
+    body = model.sql.strip().rstrip(";")
+    con.execute(
+        f'insert into "{model.name}" by name\n{body}',
+        {name: bindings[name] for name in model.parameters},
+    )
+
+
+def load_previous(con: duckdb.DuckDBPyConnection, layout: DataDir, name: str) -> None:
+    """Copy the published warehouse's table `name` into `previous_<name>` (what an append
+    model reads of its earlier rows in a full build; empty without a published one).
+
+    The published file is attached read-only; if a process holds it open read-write (a DuckDB
+    CLI without -readonly) the lock refuses the attach, so the Parquet export is used instead.
+    """
+    published = layout.warehouse
+    exported = layout.marts / f"{name}.parquet"
+    loaded = False
+    if published.exists():
+        try:
+            con.execute("attach ? as previous_warehouse (read_only)", [str(published)])
+        except duckdb.Error:
+            pass
+        else:
+            try:
+                found = con.execute(
+                    "select count(*) from duckdb_tables() "
+                    "where database_name = 'previous_warehouse' and table_name = ?",
+                    [name],
+                ).fetchone()
+                if found and found[0]:
+                    con.execute(
+                        f"create or replace temp table previous_{name} as "
+                        f'select * from previous_warehouse."{name}"'
+                    )
+                    loaded = True
+            finally:
+                con.execute("detach previous_warehouse")
+    if not loaded and exported.exists():
+        con.execute(
+            f"create or replace temp table previous_{name} as select * from read_parquet(?)",
+            [str(exported)],
+        )
+        loaded = True
+    if not loaded:
+        con.execute(f"create or replace temp table previous_{name} (as_of timestamptz)")
+
+
+@dataclass(frozen=True)
+class Copy:
+    """What a build reads of the warehouse it starts from before any model replaces a row: in
+    an incremental build its copy of the published one; nothing in a full build."""
+
+    since: date | None = None
+    #: a temp table of the (source, volume_id, reconciled_at) keys of the volume_snapshots rows
+    #: from `since` on, with their counts
+    replaced: str | None = None
+    #: the earliest reconciliation first seen from `since` on
+    touched_before: datetime | None = None
+    #: the horizon volume_observation_steps was kept from
+    previous_horizon: datetime | None = None
+
+
+def read_copy(con: duckdb.DuckDBPyConnection, since: date | None) -> Copy:
+    """What the sources below need of the copy, read before the models replace its rows."""
+    if since is None:
+        return Copy()
+    since_at = datetime.combine(since, datetime.min.time(), UTC)
+    replaced = "replaced_observation_keys"
+    con.execute(
+        f"""
+        create temp table {replaced} as
+        select source, volume_id, last_reconciled_at as reconciled_at, count(*) as n
+        from volume_snapshots
+        where snapshot_at >= $since and last_reconciled_at is not null
+        group by all
+        """,
+        {"since": since_at},
+    )
+    return Copy(
+        since=since,
+        replaced=replaced,
+        touched_before=scalar(
+            con,
+            "select min(reconciled_at) from volume_observations where first_seen_at >= $since",
+            {"since": since_at},
+        ),
+        previous_horizon=scalar(con, f"select steps_horizon from {INFO_TABLE}"),
+    )
+
+
+@dataclass(frozen=True)
+class Provision:
+    """What the engine hands a source's provider: the build's connection and state."""
+
+    con: duckdb.DuckDBPyConnection
+    layout: DataDir
+    copy: Copy
+    horizon: datetime
+
+
+def _observations_before(p: Provision) -> None:
+    prepare_observations_before(p.con, p.copy.since, p.copy.replaced)
+
+
+def _observation_steps(p: Provision) -> None:
+    update_observation_steps(
+        p.con, p.copy.since, p.copy.touched_before, p.horizon, p.copy.previous_horizon
+    )
+
+
+def provider(source: str) -> Callable[[Provision], None] | None:
+    """How the engine fills `source` (one of `models.SOURCES`) before the first model whose
+    SQL runs reads it; None for the lake view, declared before any model runs."""
+    if source == "volume_observations_before":
+        return _observations_before
+    if source == STEPS_NAME:
+        return _observation_steps
+    if source.startswith("previous_"):
+        name = source.removeprefix("previous_")
+        return lambda p: load_previous(p.con, p.layout, name)
+    return None
