@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.lake import FILE_MODE, DataDir, mkdir_private
+from pipelines.lake_types import LAKE_DUCKDB_TYPES
 from pipelines.warehouse.errors import BuildError, EmptyLakeError
 from pipelines.warehouse.schema import EPOCH, STAGING_SCHEMA, sql_string
 
@@ -49,9 +50,6 @@ def _lake_file_groups(layout: DataDir, since: date = EPOCH) -> tuple[list[str], 
 
 def _lake_columns() -> str:
     """The lake's columns cast to the contract's types (`source` defaults to 'default')."""
-    # imported here: the contract module loads polars, which a build does not otherwise need
-    from pipelines.contract import LAKE_DUCKDB_TYPES
-
     return ",\n    ".join(
         f"cast(coalesce({name}, 'default') as {duckdb_type}) as {name}"
         if name == "source"
