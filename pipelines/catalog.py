@@ -77,7 +77,7 @@ def _table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> list[str
 
 def render_lake_columns() -> str:
     """The lake's column table: type from the contract, meaning from volume_snapshots' header."""
-    from pipelines.contract import LAKE_DUCKDB_TYPES  # polars: not on the build's path
+    from pipelines.lake_types import LAKE_DUCKDB_TYPES
 
     described = column_comments("volume_snapshots")
     rows = [

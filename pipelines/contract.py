@@ -6,6 +6,9 @@ from datetime import datetime
 
 import polars as pl
 
+# re-exported: the lake's DuckDB types live apart so a build need not import polars
+from pipelines.lake_types import LAKE_DUCKDB_TYPES as LAKE_DUCKDB_TYPES
+
 #: Every field the provider documents, in the order the contract lists them.
 API_FIELDS: tuple[str, ...] = (
     "id",
@@ -73,25 +76,6 @@ LAKE_SCHEMA: dict[str, pl.DataType] = {
     "host_id": pl.String(),
     "snapshot_at": UTC_US,
     "observed_at": UTC_US,
-}
-
-#: The same schema spelled for DuckDB (used by the warehouse's source view and the benches).
-LAKE_DUCKDB_TYPES: dict[str, str] = {
-    "source": "VARCHAR",
-    "volume_id": "VARCHAR",
-    "name": "VARCHAR",
-    "created_at": "TIMESTAMPTZ",
-    "used_bytes": "BIGINT",
-    "inode_count": "BIGINT",
-    "mount_count": "INTEGER",
-    "max_size_bytes": "BIGINT",
-    "max_file_count": "BIGINT",
-    "max_mounts": "INTEGER",
-    "last_reconciled_at": "TIMESTAMPTZ",
-    "status": "VARCHAR",
-    "host_id": "VARCHAR",
-    "snapshot_at": "TIMESTAMPTZ",
-    "observed_at": "TIMESTAMPTZ",
 }
 
 

@@ -8,7 +8,7 @@ observations) must hold the same rows; only quota_forecast_history's built_at ma
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -296,3 +296,41 @@ def test_a_build_past_its_memory_limit_spills_and_gives_the_same_tables(tmp_path
     assert unlimited.spilled_bytes == 0
     for name in TABLES:
         assert_same_rows(name, table(twins.incremental, name), table(twins.full, name))
+
+
+def test_observations_outside_every_window_leave_both_builds_alike(tmp_path):
+    """Past a day before the longest window a model reads (31 days before as_of's day),
+    volume_observations keeps only the reconciliations seen since: the same rows whether built
+    incrementally or in full, as the horizon moves on a day and as a rerun removes sightings."""
+    twins = Twins(tmp_path)
+    days = 40
+    end = END + timedelta(hours=13)  # 01:00 on the day after END
+    frame = snapshots(fleet(), hours=24 * days + 13, end=end)
+    old = frame.filter(pl.col("snapshot_at") <= END - timedelta(hours=12))
+    twins.write(old, name="day.parquet")  # compacted days
+    twins.write(frame.filter(pl.col("snapshot_at").is_between(END - timedelta(hours=11), END)))
+    twins.build()
+    twins.write(frame.filter(pl.col("snapshot_at") > END))  # across midnight
+    result = twins.build()
+    assert (result.mode, result.since) == ("incremental", END.date())
+    # a rerun of the new day's snapshots without the stalled volume: its reconciliation, first
+    # seen weeks ago, was last seen the evening before
+    midnight = datetime.combine(end.date(), time(), UTC)
+    for data_dir in twins.each():  # ingest replaces a file by a new one (a rename)
+        for file in (data_dir / "lake" / "volume_snapshots").glob(f"snapshot_date={end.date()}/*"):
+            file.unlink()
+    twins.write(frame.filter(pl.col("snapshot_at") >= midnight, pl.col("volume_id") != "stalled"))
+    result = twins.build()
+    assert (result.mode, result.since) == ("incremental", end.date())
+    with duckdb.connect(str(DataDir(twins.incremental).warehouse), read_only=True) as con:
+        kept, first_seen, last_seen = con.execute(
+            "select count(*), min(first_seen_at) filter (where volume_id = 'stalled'), "
+            "max(last_seen_at) filter (where volume_id = 'stalled') "
+            "from staging.volume_observations"
+        ).fetchone()
+        reconciliations = con.execute(
+            "select count(distinct (source, volume_id, last_reconciled_at)) from volume_snapshots"
+        ).fetchone()[0]
+    assert kept < reconciliations  # the weeks before the horizon are gone
+    assert first_seen < END - timedelta(days=30)  # the stalled volume's one reconciliation
+    assert last_seen == midnight - timedelta(hours=1)

@@ -14,6 +14,7 @@ import duckdb
 
 from pipelines import replay
 from pipelines.lake import DataDir
+from pipelines.lake_types import LAKE_DUCKDB_TYPES
 from pipelines.models import Model, models
 from pipelines.warehouse.errors import FullBuildNeeded
 from pipelines.warehouse.lake_view import LakeFile
@@ -27,13 +28,11 @@ from pipelines.warehouse.schema import (
 )
 
 #: Bump when the engine's incremental logic changes, so the next build is a full one.
-ENGINE_VERSION = 4
+ENGINE_VERSION = 5
 
 
 def fingerprint() -> str:
     """What the warehouse's tables depend on besides the lake: the models and the engine."""
-    from pipelines.contract import LAKE_DUCKDB_TYPES
-
     digest = hashlib.sha256(f"engine {ENGINE_VERSION}\n{LAKE_DUCKDB_TYPES}\n".encode())
     for model in models().values():
         digest.update(f"{model.name}\n{model.sql}\n".encode())
@@ -114,6 +113,7 @@ def write_manifest(
     as_of: datetime,
     horizon: datetime,
     since: date,
+    kept: datetime,
 ) -> None:
     paths = sorted(manifest)
     con.execute(
@@ -133,58 +133,146 @@ def write_manifest(
     con.execute(
         f"create or replace table {INFO_TABLE} as "
         "select $fingerprint as fingerprint, $as_of as as_of, $horizon as steps_horizon, "
-        "$since as since",
-        {"fingerprint": fingerprint(), "as_of": as_of, "horizon": horizon, "since": since},
+        "$since as since, $kept as observations_horizon",
+        {
+            "fingerprint": fingerprint(),
+            "as_of": as_of,
+            "horizon": horizon,
+            "since": since,
+            "kept": kept,
+        },
     )
 
 
 def prepare_observations_before(
-    con: duckdb.DuckDBPyConnection, since: date | None, replaced: str | None
+    con: duckdb.DuckDBPyConnection,
+    since: date | None,
+    replaced: str | None,
+    previous_kept: datetime | None = None,
 ) -> None:
     """Fill the source `volume_observations_before`: for each reconciliation first seen before
-    `since` and seen again on or after it (before or after this build), its first sighting and
-    the number of its snapshots before `since`. Empty in a full build (`since` None).
+    `since` and seen again on or after it (before or after this build), its first sighting, the
+    number of its snapshots before `since` and the last of them. Empty in a full build (`since`
+    None).
 
-    `replaced` names a table of the (source, volume_id, reconciled_at) keys of the snapshot rows this
-    build removed, with their counts, taken before volume_snapshots was rebuilt.
+    `replaced` names a table of the (source, volume_id, reconciled_at) keys of the snapshot rows
+    this build removed, with their counts, taken before volume_snapshots was rebuilt. The copy
+    keeps the reconciliations from `previous_kept` on or seen since (`keep_observations`): one
+    from before it that is not there may have been dropped, so the build cannot vouch for it.
     """
     con.execute(
         """
         create or replace temp table volume_observations_before (
             source varchar, volume_id varchar, reconciled_at timestamptz, used_bytes bigint,
-            inode_count bigint, first_seen_at timestamptz, snapshot_count bigint
+            inode_count bigint, first_seen_at timestamptz, snapshot_count bigint,
+            last_seen_at timestamptz
         )
         """
     )
     if since is None or replaced is None:
         return
+    since_at = datetime.combine(since, datetime.min.time(), UTC)
     con.execute(
         f"""
-        insert into volume_observations_before
+        create or replace temp table touched_observations as
         with
         touched as (
-            select source, volume_id, reconciled_at, n from {replaced}
+            select source, volume_id, reconciled_at, n, false as seen from {replaced}
             union all
-            select distinct source, volume_id, last_reconciled_at, 0 from volume_snapshots
+            select distinct source, volume_id, last_reconciled_at, 0, true from volume_snapshots
             where snapshot_at >= $since and last_reconciled_at is not null
-        ),
-        removed as (
-            select source, volume_id, reconciled_at, sum(n) as n from touched group by all
         )
+        select source, volume_id, reconciled_at, sum(n) as n, bool_or(seen) as seen_again
+        from touched
+        group by source, volume_id, reconciled_at
+        """,
+        {"since": since_at},
+    )
+    if previous_kept is not None and scalar(
+        con,
+        """
+        select count(*) from touched_observations
+        anti join volume_observations using (source, volume_id, reconciled_at)
+        where touched_observations.reconciled_at < $kept
+        """,
+        {"kept": previous_kept},
+    ):
+        raise FullBuildNeeded("a reconciliation seen again is older than the observations kept")
+    con.execute(
+        """
+        insert into volume_observations_before
         select
             observations.source, observations.volume_id, observations.reconciled_at,
             observations.used_bytes,
             observations.inode_count, observations.first_seen_at,
-            observations.snapshot_count - removed.n
+            observations.snapshot_count - removed.n, observations.last_seen_at
         from volume_observations as observations
-        inner join removed
+        inner join touched_observations as removed
             on observations.source = removed.source
             and observations.volume_id = removed.volume_id
             and observations.reconciled_at = removed.reconciled_at
         where observations.first_seen_at < $since
-            and observations.reconciled_at >= (select min(reconciled_at) from removed)
+            and observations.reconciled_at >= (select min(reconciled_at) from touched_observations)
         """,
-        {"since": since},
+        {"since": since_at},
+    )
+    # last seen from `since` on, and not any more (those snapshots left the lake): last seen at
+    # its latest snapshot before `since`, which only the lake knows (rare: read only then)
+    lost = """
+        select earlier.source, earlier.volume_id, earlier.reconciled_at, earlier.first_seen_at
+        from volume_observations_before as earlier
+        semi join touched_observations as touched
+            on earlier.source = touched.source
+            and earlier.volume_id = touched.volume_id
+            and earlier.reconciled_at = touched.reconciled_at
+            and not touched.seen_again
+        where earlier.last_seen_at >= $since
+    """
+    if scalar(con, f"select count(*) from ({lost})", {"since": since_at}):
+        con.execute(
+            f"""
+            update volume_observations_before as earlier
+            set last_seen_at = lake.last_seen_at
+            from (
+                select source, volume_id, last_reconciled_at as reconciled_at,
+                    max(snapshot_at) as last_seen_at
+                from volume_snapshots
+                where snapshot_at < $since
+                    and snapshot_at >= (select min(first_seen_at) from ({lost}))
+                    and (source, volume_id, last_reconciled_at) in (
+                        select (source, volume_id, reconciled_at) from ({lost})
+                    )
+                group by all
+            ) as lake
+            where earlier.source = lake.source
+                and earlier.volume_id = lake.volume_id
+                and earlier.reconciled_at = lake.reconciled_at
+            """,
+            {"since": since_at},
+        )
+
+
+def keep_observations(con: duckdb.DuckDBPyConnection, since: date | None, kept: datetime) -> None:
+    """Drop from `staging.volume_observations` what no later build reads: the reconciliations
+    measured before `kept` and not seen since (`observations_horizon`). What the models read
+    of it lies within their windows; what an incremental build merges is a reconciliation seen
+    again, last seen within the window unless its volume was gone for longer (then
+    `prepare_observations_before` asks for a full build). A full build and an incremental one
+    drop the same rows."""
+    keep = "reconciled_at >= $kept or last_seen_at >= $kept"
+    if since is None:  # most of the table goes: writing what stays beats deleting the rest
+        con.execute(
+            f"create table {STAGING_SCHEMA}.volume_observations_kept as "
+            f"select * from {STAGING_SCHEMA}.volume_observations where {keep}",
+            {"kept": kept},
+        )
+        con.execute(f"drop table {STAGING_SCHEMA}.volume_observations")
+        con.execute(
+            f"alter table {STAGING_SCHEMA}.volume_observations_kept rename to volume_observations"
+        )
+        return
+    con.execute(
+        f"delete from {STAGING_SCHEMA}.volume_observations where not ({keep})", {"kept": kept}
     )
 
 
@@ -387,6 +475,8 @@ class Copy:
     touched_before: datetime | None = None
     #: the horizon volume_observation_steps was kept from
     previous_horizon: datetime | None = None
+    #: the horizon volume_observations was kept from (`keep_observations`)
+    previous_kept: datetime | None = None
 
 
 def read_copy(con: duckdb.DuckDBPyConnection, since: date | None) -> Copy:
@@ -414,6 +504,7 @@ def read_copy(con: duckdb.DuckDBPyConnection, since: date | None) -> Copy:
             {"since": since_at},
         ),
         previous_horizon=scalar(con, f"select steps_horizon from {INFO_TABLE}"),
+        previous_kept=scalar(con, f"select observations_horizon from {INFO_TABLE}"),
     )
 
 
@@ -430,7 +521,7 @@ class Provision:
 
 
 def _observations_before(p: Provision) -> None:
-    prepare_observations_before(p.con, p.copy.since, p.copy.replaced)
+    prepare_observations_before(p.con, p.copy.since, p.copy.replaced, p.copy.previous_kept)
 
 
 def _observation_steps(p: Provision) -> None:

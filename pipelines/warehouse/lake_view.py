@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.lake import DataDir
+from pipelines.lake_types import LAKE_DUCKDB_TYPES
 from pipelines.publish import FILE_MODE, mkdir_private
 from pipelines.sources import DEFAULT_SOURCE
 from pipelines.warehouse.errors import BuildError, EmptyLakeError
@@ -52,9 +53,6 @@ def _lake_file_groups(layout: DataDir, since: date = EPOCH) -> tuple[list[str], 
 def _lake_columns() -> str:
     """The lake's columns cast to the contract's types (`source` defaults to the default
     source's name, a literal: a view cannot take prepared parameters)."""
-    # imported here: the contract module loads polars, which a build does not otherwise need
-    from pipelines.contract import LAKE_DUCKDB_TYPES
-
     return ",\n    ".join(
         f"cast(coalesce({name}, {sql_string(DEFAULT_SOURCE)}) as {duckdb_type}) as {name}"
         if name == "source"

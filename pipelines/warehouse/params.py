@@ -72,3 +72,15 @@ def steps_horizon(as_of: datetime, params: ForecastParams) -> datetime:
     window, so that window and its first step are always inside it."""
     day = datetime.combine(as_of.astimezone(UTC).date(), datetime.min.time(), UTC)
     return day - timedelta(days=params.window_days + 1)
+
+
+#: The longest slope capacity_trends fits (`interval 30 day` in sql/marts/capacity_trends.sql).
+TRENDS_WINDOW_DAYS = 30
+
+
+def observations_horizon(as_of: datetime, params: ForecastParams) -> datetime:
+    """The first instant `staging.volume_observations` keeps (besides the reconciliations seen
+    since): a whole day before the longest window a model reads it over (capacity_trends' 30
+    days, the forecast's steps), so the hourly history is not carried in every build's file."""
+    day = datetime.combine(as_of.astimezone(UTC).date(), datetime.min.time(), UTC)
+    return day - timedelta(days=max(params.window_days, TRENDS_WINDOW_DAYS) + 1)

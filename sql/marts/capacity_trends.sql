@@ -38,21 +38,35 @@ fleet_days as (
     where snapshot_at > $as_of - interval 30 day
 ),
 
+volume_slopes as (
+    -- per volume first, then matched to the active ones: the join sees a row per volume, not
+    -- one per observation
+    select
+        source,
+        volume_id,
+        regr_slope(used_bytes, x) filter (where x > -7) as bytes_growth_per_day_7d,
+        regr_slope(used_bytes, x) as bytes_growth_per_day_30d,
+        regr_slope(inode_count, x) filter (where x > -7) as inodes_growth_per_day_7d,
+        regr_slope(inode_count, x) as inodes_growth_per_day_30d,
+        count(x) as observations_30d
+    from observations
+    group by source, volume_id
+),
+
 per_volume as (
     select
         'volume' as scope,
         active_volumes.source,
         active_volumes.volume_id,
-        regr_slope(used_bytes, x) filter (where x > -7) as bytes_growth_per_day_7d,
-        regr_slope(used_bytes, x) as bytes_growth_per_day_30d,
-        regr_slope(inode_count, x) filter (where x > -7) as inodes_growth_per_day_7d,
-        regr_slope(inode_count, x) as inodes_growth_per_day_30d,
-        count(observations.x) as observations_30d
+        volume_slopes.bytes_growth_per_day_7d,
+        volume_slopes.bytes_growth_per_day_30d,
+        volume_slopes.inodes_growth_per_day_7d,
+        volume_slopes.inodes_growth_per_day_30d,
+        coalesce(volume_slopes.observations_30d, 0) as observations_30d
     from active_volumes
-    left join observations
-        on active_volumes.source = observations.source
-        and active_volumes.volume_id = observations.volume_id
-    group by active_volumes.source, active_volumes.volume_id
+    left join volume_slopes
+        on active_volumes.source = volume_slopes.source
+        and active_volumes.volume_id = volume_slopes.volume_id
 ),
 
 fleet as (

@@ -26,43 +26,49 @@ observations as (
     select
         source,
         volume_id,
-        'bytes' as resource,
         cast(first_seen_at as date) as day,
         reconciled_at,
         (epoch(reconciled_at) - epoch(timestamptz '2020-01-01 00:00:00+00')) / 86400.0 as x,
-        cast(used_bytes as double) as y
-    from volume_observations
-    where first_seen_at >= $since
-    union all
-    select
-        source,
-        volume_id,
-        'inodes',
-        cast(first_seen_at as date),
-        reconciled_at,
-        (epoch(reconciled_at) - epoch(timestamptz '2020-01-01 00:00:00+00')) / 86400.0,
-        cast(inode_count as double)
+        cast(used_bytes as double) as bytes_y,
+        cast(inode_count as double) as inodes_y
     from volume_observations
     where first_seen_at >= $since
 ),
 
-final as (
+volume_days as (
+    -- both resources in one pass over the observations (a row per reconciliation: the
+    -- longest step of a full build when each resource had its own)
     select
         source,
         volume_id,
-        resource,
         day,
         count(*) as n,
         sum(x) as sx,
-        sum(y) as sy,
         sum(x * x) as sxx,
-        sum(x * y) as sxy,
-        arg_max(y, reconciled_at) as last_y,
         max(x) as last_x,
         count(*) filter (where reconciled_at >= day + interval 18 hour) as n6,
-        regr_slope(y, x) filter (where reconciled_at >= day + interval 18 hour) as slope_6h
+        sum(bytes_y) as bytes_sy,
+        sum(x * bytes_y) as bytes_sxy,
+        arg_max(bytes_y, reconciled_at) as bytes_last_y,
+        regr_slope(bytes_y, x) filter (where reconciled_at >= day + interval 18 hour)
+            as bytes_slope_6h,
+        sum(inodes_y) as inodes_sy,
+        sum(x * inodes_y) as inodes_sxy,
+        arg_max(inodes_y, reconciled_at) as inodes_last_y,
+        regr_slope(inodes_y, x) filter (where reconciled_at >= day + interval 18 hour)
+            as inodes_slope_6h
     from observations
-    group by source, volume_id, resource, day
+    group by source, volume_id, day
+),
+
+final as (
+    select source, volume_id, 'bytes' as resource, day, n, sx, bytes_sy as sy, sxx,
+        bytes_sxy as sxy, bytes_last_y as last_y, last_x, n6, bytes_slope_6h as slope_6h
+    from volume_days
+    union all
+    select source, volume_id, 'inodes', day, n, sx, inodes_sy, sxx, inodes_sxy, inodes_last_y,
+        last_x, n6, inodes_slope_6h
+    from volume_days
 )
 
 select * from final

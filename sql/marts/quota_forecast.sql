@@ -51,7 +51,16 @@ observations as (
     -- volume_observations, each beside the observation before it: kept by the build engine
     -- (pipelines/warehouse.py `_update_observation_steps`) from the first changed day on, so a
     -- build no longer sorts the whole window
-    select * from volume_observation_steps
+    select
+        * exclude (previous_reconciled_at, used_bytes_previous, inode_count_previous),
+        -- the step from the observation before, when that one is in the window too
+        case when previous_reconciled_at > $as_of - to_days(cast($window_days as integer))
+            then used_bytes_previous end as used_bytes_previous,
+        case when previous_reconciled_at > $as_of - to_days(cast($window_days as integer))
+            then inode_count_previous end as inode_count_previous,
+        -- x: days relative to as_of (negative = before it)
+        (epoch(reconciled_at) - epoch($as_of)) / 86400.0 as x
+    from volume_observation_steps
     where reconciled_at > $as_of - to_days(cast($window_days as integer))
         and reconciled_at <= $as_of
 ),
@@ -65,32 +74,89 @@ current_usage as (
     from active_volumes
 ),
 
-observation_steps as (
-    -- each observation beside the one before it, when that one is in the window too
+volume_days as (
+    -- one pass over the window: per volume and day before as_of (the daily buckets of the fit),
+    -- the moments of both resources and whether a step dropped by a level shift's share
     select
-        * exclude (previous_reconciled_at, used_bytes_previous, inode_count_previous),
-        case when previous_reconciled_at > $as_of - to_days(cast($window_days as integer))
-            then used_bytes_previous end as used_bytes_previous,
-        case when previous_reconciled_at > $as_of - to_days(cast($window_days as integer))
-            then inode_count_previous end as inode_count_previous
+        source,
+        volume_id,
+        ceil(x) as day_x,
+        count(*) as n,
+        avg(x) as x,
+        min(x) as x_min,
+        max(x) as x_max,
+        min(reconciled_at) as first_reconciled_at,
+        regr_sxx(used_bytes, x) as x_ss,
+        avg(used_bytes) as bytes_y,
+        regr_sxy(used_bytes, x) as bytes_xy,
+        regr_syy(used_bytes, x) as bytes_ss,
+        count(*) filter (
+            where used_bytes_previous - used_bytes > $shift_min_share * used_bytes_previous
+        ) as bytes_drops,
+        avg(inode_count) as inodes_y,
+        regr_sxy(inode_count, x) as inodes_xy,
+        regr_syy(inode_count, x) as inodes_ss,
+        count(*) filter (
+            where inode_count_previous - inode_count > $shift_min_share * inode_count_previous
+        ) as inodes_drops
     from observations
+    group by source, volume_id, ceil(x)
+),
+
+day_buckets as (
+    select source, volume_id, 'bytes' as resource, day_x, n, x, x_min, x_max,
+        first_reconciled_at, x_ss, bytes_y as y, bytes_xy as xy, bytes_ss as yy,
+        bytes_drops as drops
+    from volume_days
+    union all
+    select source, volume_id, 'inodes', day_x, n, x, x_min, x_max, first_reconciled_at, x_ss,
+        inodes_y, inodes_xy, inodes_ss, inodes_drops
+    from volume_days
+),
+
+series as (
+    select
+        source,
+        volume_id,
+        resource,
+        cast(sum(n) as bigint) as observations,
+        min(first_reconciled_at) as trend_since,
+        (max(x_max) - min(x_min)) * 24 as history_hours,
+        sum(drops) > 0 or (max(x_max) - min(x_min)) * 24 < 24 * $daily_fit_days as detailed
+    from day_buckets
+    group by source, volume_id, resource
+),
+
+-- Most series fit on their daily buckets from start to end: volume_days gives those buckets,
+-- their history and (from the moments) their observation noise. The rest — a series with a
+-- drop that may be a level shift, one under a week (fitted on each reconciliation), one with a
+-- change of growth rate — read their observations again, below; only those are few.
+
+detailed_observations as (
+    select observations.*
+    from observations
+    semi join (select distinct source, volume_id from series where detailed) as detailed
+        using (source, volume_id)
 ),
 
 steps as (
-    -- x: days relative to as_of (negative = before it); y: the resource's usage
-    select source, volume_id, 'bytes' as resource, reconciled_at,
-        (epoch(reconciled_at) - epoch($as_of)) / 86400.0 as x, cast(used_bytes as double) as y,
-        cast(used_bytes_previous as double) as y_previous
-    from observation_steps
+    select source, volume_id, 'bytes' as resource, reconciled_at, x,
+        cast(used_bytes as double) as y, cast(used_bytes_previous as double) as y_previous
+    from detailed_observations
     union all
-    select source, volume_id, 'inodes', reconciled_at,
-        (epoch(reconciled_at) - epoch($as_of)) / 86400.0, cast(inode_count as double),
+    select source, volume_id, 'inodes', reconciled_at, x, cast(inode_count as double),
         cast(inode_count_previous as double)
-    from observation_steps
+    from detailed_observations
 ),
 
 points as (
-    select source, volume_id, resource, reconciled_at, x, y from steps
+    select steps.source, steps.volume_id, steps.resource, steps.reconciled_at, steps.x, steps.y
+    from steps
+    semi join series
+        on steps.source = series.source
+        and steps.volume_id = series.volume_id
+        and steps.resource = series.resource
+        and series.detailed
 ),
 
 typical_steps as (
@@ -125,6 +191,10 @@ since_shift as (
 ),
 
 shift_history as (
+    select source, volume_id, resource, observations, trend_since, history_hours
+    from series
+    where not detailed
+    union all
     select
         source,
         volume_id,
@@ -139,6 +209,15 @@ shift_history as (
 shift_buckets as (
     -- daily means once the fit spans a week: daily and weekly cycles average out instead of
     -- looking like trends, and hourly noise no longer inflates the sample size
+    select day_buckets.source, day_buckets.volume_id, day_buckets.resource, day_buckets.x,
+        day_buckets.y, 0.5 as half_width
+    from day_buckets
+    semi join series
+        on day_buckets.source = series.source
+        and day_buckets.volume_id = series.volume_id
+        and day_buckets.resource = series.resource
+        and not series.detailed
+    union all
     select
         since_shift.source,
         since_shift.volume_id,
@@ -251,14 +330,28 @@ breaks as (
     having max(hy_x * hy_x / hh_x / sse_line) >= $break_min_gain
 ),
 
+break_observations as (
+    select observations.*
+    from observations
+    semi join (select distinct source, volume_id from breaks) as broken using (source, volume_id)
+),
+
 break_points as (
-    select since_shift.*
-    from since_shift
+    -- the break lies after any level shift (it is found among the points since it)
+    select break_steps.*
+    from (
+        select source, volume_id, 'bytes' as resource, reconciled_at, x,
+            cast(used_bytes as double) as y
+        from break_observations
+        union all
+        select source, volume_id, 'inodes', reconciled_at, x, cast(inode_count as double)
+        from break_observations
+    ) as break_steps
     inner join breaks
-        on since_shift.source = breaks.source
-        and since_shift.volume_id = breaks.volume_id
-        and since_shift.resource = breaks.resource
-    where since_shift.x >= breaks.break_x
+        on break_steps.source = breaks.source
+        and break_steps.volume_id = breaks.volume_id
+        and break_steps.resource = breaks.resource
+    where break_steps.x >= breaks.break_x
 ),
 
 break_history as (
@@ -271,13 +364,6 @@ break_history as (
         (max(x) - min(x)) * 24 as history_hours
     from break_points
     group by source, volume_id, resource
-),
-
-fit_points as (
-    select * from since_shift
-    anti join breaks using (source, volume_id, resource)
-    union all
-    select * from break_points
 ),
 
 history as (
@@ -324,16 +410,55 @@ fits as (
     having regr_count(y, x) >= 3 and regr_sxx(y, x) > 0
 ),
 
+
 observation_noise as (
     -- spread of single observations around the fitted line: the truth reaches the quota when
-    -- an observation does, not when the mean line does, so the interval carries this spread
+    -- an observation does, not when the mean line does, so the interval carries this spread.
+    -- A series fitted on its whole window takes it from its daily moments: a day's squared
+    -- residuals are its own spread around its mean, tilted by the line, plus its mean's.
+    select
+        day_buckets.source,
+        day_buckets.volume_id,
+        day_buckets.resource,
+        coalesce(sqrt(greatest(
+            sum(
+                day_buckets.yy - 2 * fits.slope * day_buckets.xy
+                + fits.slope * fits.slope * day_buckets.x_ss
+                + day_buckets.n
+                * (day_buckets.y - fits.intercept - fits.slope * day_buckets.x) ^ 2
+            )
+            - sum(day_buckets.n * (day_buckets.y - fits.intercept - fits.slope * day_buckets.x))
+            ^ 2 / sum(day_buckets.n),
+            0.0
+        ) / nullif(sum(day_buckets.n) - 1, 0)), 0.0) as noise_sd
+    from day_buckets
+    inner join series
+        on day_buckets.source = series.source
+        and day_buckets.volume_id = series.volume_id
+        and day_buckets.resource = series.resource
+        and not series.detailed
+    inner join fits
+        on day_buckets.source = fits.source
+        and day_buckets.volume_id = fits.volume_id
+        and day_buckets.resource = fits.resource
+    anti join breaks
+        on day_buckets.source = breaks.source
+        and day_buckets.volume_id = breaks.volume_id
+        and day_buckets.resource = breaks.resource
+    group by day_buckets.source, day_buckets.volume_id, day_buckets.resource
+    union all
     select
         fit_points.source,
         fit_points.volume_id,
         fit_points.resource,
         coalesce(stddev_samp(fit_points.y - (fits.intercept + fits.slope * fit_points.x)), 0.0)
             as noise_sd
-    from fit_points
+    from (
+        select * from since_shift
+        anti join breaks using (source, volume_id, resource)
+        union all
+        select * from break_points
+    ) as fit_points
     inner join fits
         on fit_points.source = fits.source
         and fit_points.volume_id = fits.volume_id

@@ -1,5 +1,8 @@
 -- One row per volume per reconciliation: usage is measured at last_reconciled_at, so a value
 -- seen again in later snapshots with the same reconciliation time is one observation, not two.
+-- Kept from a day before the longest window a model reads it over (31 days before as_of's day)
+-- and while seen since: each build drops older reconciliations (pipelines/warehouse/
+-- incremental.py `keep_observations`), so the hourly history is not copied into every build.
 -- grain: (source, volume_id, reconciled_at)
 -- depends on: volume_snapshots, volume_observations_before (source: what an incremental build
 --   keeps of the reconciliations it rebuilds, their snapshots before $since; empty in a full
@@ -19,6 +22,7 @@
 --   inode_count: inodes used, measured at reconciled_at
 --   first_seen_at: the first snapshot that showed this reconciliation
 --   snapshot_count: how many snapshots repeated it
+--   last_seen_at: the last snapshot that showed this reconciliation
 with
 
 snapshots as (
@@ -35,7 +39,8 @@ recent as (
         arg_min(used_bytes, snapshot_at) as used_bytes,
         arg_min(inode_count, snapshot_at) as inode_count,
         min(snapshot_at) as first_seen_at,
-        count(*) as snapshot_count
+        count(*) as snapshot_count,
+        max(snapshot_at) as last_seen_at
     from snapshots
     group by source, volume_id, last_reconciled_at
 ),
@@ -51,7 +56,9 @@ final as (
             as inode_count,
         coalesce(earlier.first_seen_at, recent.first_seen_at) as first_seen_at,
         coalesce(earlier.snapshot_count, 0) + coalesce(recent.snapshot_count, 0)
-            as snapshot_count
+            as snapshot_count,
+        -- an earlier part seen again from $since on was last seen then
+        coalesce(recent.last_seen_at, earlier.last_seen_at) as last_seen_at
     from volume_observations_before as earlier
     full outer join recent
         on earlier.source = recent.source
