@@ -13,6 +13,8 @@ from pipelines import charts, publish, queries, receipts, settings
 from pipelines.sources import DEFAULT_SOURCE
 from pipelines.warehouse import connect_published
 
+#: the data-quality checks' queries (sql/checks/), one of which the freshness table shows
+CHECKS = "checks"
 REPORTS_DIR = "reports"
 REPORT_FILE = "capacity.html"
 CHART_FILE = "fleet_capacity.svg"
@@ -215,7 +217,12 @@ def load(
         mount_pressure = read("mount_pressure", limit=limit)
         leaders = read("growth_leaders")
         events = read("quota_changes")
-        missing = read("missing_snapshots", cadence=cadence_minutes)
+        # the no_missing_snapshots check's own query, looking back over the whole history
+        cadence = timedelta(minutes=cadence_minutes)
+        history = as_of - (span["first_snapshot"] or as_of) + cadence
+        missing = queries.rows(
+            con, CHECKS, "no_missing_snapshots", cadence=cadence_minutes, window=history
+        )
         stale = read("stale_forecasts")
         sources = [row["source"] for row in read("sources")]
         forecast_receipts = receipts.accuracy(con)

@@ -19,7 +19,7 @@ from tests.lakegen import END, GIB, Volume, linear, snapshots, write_lake
 
 def test_every_report_query_declares_its_parameters_and_none_is_a_model() -> None:
     found = queries.load_queries(queries.REPORT)
-    assert {"at_risk", "already_full", "missing_snapshots"} <= found.keys()
+    assert {"at_risk", "already_full", "top_at_risk"} <= found.keys()
     assert found["at_risk"].parameters == ("limit",)
     assert not found.keys() & models().keys()
 
