@@ -95,14 +95,18 @@ from pipelines.warehouse import build_warehouse
 result = build_warehouse(Path(sys.argv[1]), full=sys.argv[2] == 'full')
 print(result.summary())
 print('seconds per step:', result.timings)
+# the forecast receipts' own steps: replaying volcap per origin, calibrating, scoring
+BACKTEST = ('volcap_replay', 'quota_fills', 'forecast_daily_sums', 'forecast_calibration',
+            'forecast_backtest', 'forecast_accuracy')
+print('backtest_seconds', sum(result.timings.get(step, 0.0) for step in BACKTEST))
 status = Path('/proc/self/status').read_text()
 print('peak_rss_kib', re.search(r'VmHWM:\\s+(\\d+)', status).group(1))
 """
 
 
-def build(data_dir: Path, mode: str) -> tuple[float, float, float]:
+def build(data_dir: Path, mode: str) -> tuple[float, float, float, float]:
     """One build in a fresh process: (wall seconds, seconds inside build_warehouse, peak RSS
-    MiB of that process alone).
+    MiB of that process alone, seconds of the backtest's steps).
 
     Peak RSS is the child's own VmHWM: ru_maxrss would carry the parent's at fork.
     """
@@ -117,10 +121,12 @@ def build(data_dir: Path, mode: str) -> tuple[float, float, float]:
     print(done.stdout.strip())
     match = re.search(r"peak_rss_kib (\d+)", done.stdout)
     inside = re.search(r" in ([\d.]+)s \(", done.stdout)
+    backtest = re.search(r"backtest_seconds ([\d.]+)", done.stdout)
     return (
         seconds,
         float(inside.group(1)) if inside else float("nan"),
         int(match.group(1)) / 1024 if match else float("nan"),
+        float(backtest.group(1)) if backtest else float("nan"),
     )
 
 
@@ -179,20 +185,21 @@ def main() -> None:
         rows = generate(data_dir, args.volumes, args.days)
         print(f"generated {rows:,} rows in {time.perf_counter() - started:.1f}s")
         size = f"{args.volumes:,} volumes x {args.days} days"
-        seconds, inside, peak_mib = build(data_dir, "full")
+        seconds, inside, peak_mib, backtest = build(data_dir, "full")
         figures = [
             f"full build {size}: {seconds:.1f}s wall (whole process; {inside:.1f}s in "
-            f"build_warehouse), peak RSS {peak_mib:,.0f} MiB"
+            f"build_warehouse, {backtest:.1f}s of it the backtest), peak RSS {peak_mib:,.0f} MiB"
         ]
         print(figures[-1])
         for extra in range(args.incremental):
             added = add_snapshot(
                 data_dir, args.volumes, lake_start(args.days), 24 * args.days + extra
             )
-            seconds, inside, peak_mib = build(data_dir, "incremental")
+            seconds, inside, peak_mib, backtest = build(data_dir, "incremental")
             figures.append(
                 f"incremental build {size} + {added.stem}: {seconds:.1f}s wall (whole process; "
-                f"{inside:.1f}s in build_warehouse), peak RSS {peak_mib:,.0f} MiB"
+                f"{inside:.1f}s in build_warehouse, {backtest:.1f}s of it the backtest), "
+                f"peak RSS {peak_mib:,.0f} MiB"
             )
             print(figures[-1])
         if args.cli:

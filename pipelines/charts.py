@@ -268,3 +268,49 @@ def sparkline(
         f'<line x1="0" x2="{width}" y1="{rule:.1f}" y2="{rule:.1f}" stroke="#d55e00" stroke-opacity="0.4"/>'
         f'<polyline points="{coords}" fill="none" stroke="{PALETTE[0]}" stroke-width="1.5"/></svg>'
     )
+
+
+def grouped_bars(
+    groups: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    *,
+    title: str,
+    y_format: Formatter = lambda v: f"{v:g}",
+    colors: dict[str, str] | None = None,
+    width: int = 900,
+    height: int = 260,
+) -> str:
+    """Bars side by side per group (a category on x), one colour per series; a missing value
+    leaves its slot empty."""
+    colors = colors or {}
+    names = list(series)
+    values = [v for n in names for v in series[n] if v is not None and math.isfinite(v)]
+    ticks = nice_ticks(0.0, max(values) if values else 1.0)
+    frame = _Frame(width, height, 0.0, float(len(groups) or 1), 0.0, ticks[-1])
+    frame.bottom = 52
+    for tick in ticks:
+        y = frame.y(tick)
+        frame.parts.append(
+            f'<line x1="{frame.left}" x2="{width - frame.right}" y1="{y:.1f}" y2="{y:.1f}" '
+            'class="grid"/>'
+            f'<text x="{frame.left - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(y_format(tick))}</text>'
+        )
+    slot = (frame.x(1.0) - frame.x(0.0)) * 0.8 / max(len(names), 1)
+    for i, group in enumerate(groups):
+        start = frame.x(float(i)) + (frame.x(1.0) - frame.x(0.0)) * 0.1
+        frame.parts.append(
+            f'<text x="{frame.x(i + 0.5):.1f}" y="{height - frame.bottom + 16}" '
+            f'text-anchor="middle">{escape(group)}</text>'
+        )
+        for j, name in enumerate(names):
+            value = series[name][i]
+            if value is None or not math.isfinite(value):
+                continue
+            top, bottom = frame.y(value), frame.y(0.0)
+            frame.parts.append(
+                f'<rect x="{start + j * slot:.1f}" y="{top:.1f}" width="{max(slot - 2, 1.0):.1f}" '
+                f'height="{bottom - top:.1f}" fill="{colors.get(name, PALETTE[j % len(PALETTE)])}">'
+                f"<title>{escape(group)} {escape(name)}: {escape(y_format(value))}</title></rect>"
+            )
+    legend = [(n, colors.get(n, PALETTE[j % len(PALETTE)]), False) for j, n in enumerate(names)]
+    return _svg(frame, title, legend)

@@ -378,6 +378,7 @@ def _run(
 
     import dagster as dg
 
+    from pipelines import queries
     from pipelines.receipts import accuracy, one_line
     from pipelines.resources import local_resources
     from pipelines.runner import run_build, run_report
@@ -390,38 +391,24 @@ def _run(
     build_seconds = time.monotonic() - step
     report_path = run_report(dagster_instance=instance, resources=resources).path
     with connect_published(data_dir) as con:
-        # the report's ordering (volume_risk.risk_rank), without the volumes already full
-        urgent = con.execute(
-            """
-            select * from volume_risk where risk <> 'ok' and state <> 'full'
-            order by risk_rank
-            limit 10
-            """
-        )
-        names = [d[0] for d in urgent.description]
-        rows = [dict(zip(names, row, strict=True)) for row in urgent.fetchall()]
-        full, at_mount_limit = con.execute(
-            """
-            select count(*) filter (where state = 'full'), count(*) filter (where mount_pressure >= 1)
-            from volume_risk
-            """
-        ).fetchone() or (0, 0)
-        fleet = con.execute(
-            """
-            select
-                (select volumes from fleet_daily order by day desc limit 1),
-                (select used_bytes from fleet_daily order by day desc limit 1),
-                (select bounded_quota_bytes from fleet_daily order by day desc limit 1),
-                (select bounded_utilization from fleet_daily order by day desc limit 1),
-                (select used_bytes from fleet_daily order by day limit 1),
-                (select bytes_growth_per_day_7d from capacity_trends where scope = 'fleet'),
-                (select count(*) from volume_snapshots),
-                (select count(*) from quota_events)
-            """
-        ).fetchone()
-        assert fleet is not None
+        # the report's own queries (sql/report/), so the summary shows what the report shows
+        rows = queries.rows(con, queries.REPORT, "at_risk", limit=10)
+        counts = {
+            (r["counted"], r["value"]): r["volumes"]
+            for r in queries.rows(con, queries.REPORT, "risk_counts")
+        }
+        fleet_days = queries.rows(con, queries.REPORT, "fleet_days")
+        growth = queries.rows(con, queries.REPORT, "fleet_growth")
+        totals = queries.one(con, queries.REPORT, "warehouse_totals")
         receipts = one_line(accuracy(con))
-    count, used, quota, utilization, first_used, growth, snapshot_rows, events = fleet
+    full = counts.get(("state", "full"), 0)
+    at_mount_limit = counts.get(("mounts", "at_limit"), 0)
+    latest = fleet_days[-1] if fleet_days else {}
+    count, used = latest.get("volumes") or 0, latest.get("used_bytes")
+    quota, utilization = latest.get("bounded_quota_bytes"), latest.get("bounded_utilization")
+    first_used = fleet_days[0]["used_bytes"] if fleet_days else None
+    growth_7d = growth[0]["bytes_growth_per_day_7d"] if growth else None
+    snapshot_rows, events = totals["snapshot_rows"], totals["quota_events"]
     total_runs = instance.get_runs_count()
 
     console.print(_risk_table(rows))
@@ -433,7 +420,7 @@ def _run(
     console.print(
         f"[bold]Fleet[/]: {count:,} volumes, {human_bytes(used)} used of {human_bytes(quota)} "
         f"bounded quota ({(utilization or 0):.0%}); grew {human_bytes((used or 0) - (first_used or 0))} "
-        f"over {days} days, {human_bytes(growth)}/day over the last 7; "
+        f"over {days} days, {human_bytes(growth_7d)}/day over the last 7; "
         f"{built.critical} critical, {built.warning} warning; {events:,} quota changes."
     )
     console.print(f"[bold]Receipts[/]: {receipts} (table: forecast_accuracy)")

@@ -10,10 +10,15 @@ from itertools import takewhile
 from pathlib import Path
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+#: The folders of `sql/` that hold models; the others hold named queries (pipelines/queries.py).
+MODEL_LAYERS: tuple[str, ...] = ("staging", "marts")
 
 #: Relations the engine derives from a model and keeps up to date with it: a model reading
 #: one depends on that model.
-DERIVED: dict[str, str] = {"volume_observation_steps": "volume_observations"}
+DERIVED: dict[str, str] = {
+    "volume_observation_steps": "volume_observations",
+    "volcap_replay": "volume_observations",
+}
 #: Relations the engine provides before any model runs (not models themselves).
 SOURCES: frozenset[str] = frozenset(
     {
@@ -129,9 +134,14 @@ def _strip_comments(sql: str) -> str:
     return _LINE_COMMENT.sub("", _BLOCK_COMMENT.sub("", sql))
 
 
+def parameters_of(sql: str) -> tuple[str, ...]:
+    """The named parameters (`$name`) a statement uses, comments apart, sorted."""
+    return tuple(sorted(set(_PARAMETER.findall(_strip_comments(sql)))))
+
+
 def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
-    """Every model under `sql_dir`, keyed by name, in dependency order."""
-    paths = sorted(sql_dir.glob("*/*.sql"))
+    """Every model under `sql_dir`'s model layers, keyed by name, in dependency order."""
+    paths = sorted(path for layer in MODEL_LAYERS for path in sql_dir.glob(f"{layer}/*.sql"))
     names = {p.stem for p in paths}
     models: dict[str, Model] = {}
     for path in paths:
@@ -162,7 +172,7 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
                 )
             ),
             sources=tuple(sorted(relations & SOURCES)),
-            parameters=tuple(sorted(set(_PARAMETER.findall(body)))),
+            parameters=parameters_of(text),
             incremental=incremental.group(1) if incremental else None,
             append=append,
             also_replaces=also_replaces.group(1) if also_replaces else None,

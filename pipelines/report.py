@@ -9,18 +9,13 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
-from pipelines import charts, publish, settings
+from pipelines import charts, publish, queries, receipts, settings
 from pipelines.sources import DEFAULT_SOURCE
-from pipelines.warehouse import INFO_TABLE, connect_published
+from pipelines.warehouse import connect_published
 
 REPORTS_DIR = "reports"
 REPORT_FILE = "capacity.html"
 CHART_FILE = "fleet_capacity.svg"
-#: How far ahead the fleet forecast is drawn, and its interval coverage.
-FORECAST_DAYS = 30
-Z_80 = 1.2815515655446004
 
 STATUS_COLORS = {
     "attached": charts.PALETTE[0],
@@ -95,10 +90,39 @@ def anchor(volume_id: str) -> str:
 
 @dataclass
 class FleetForecast:
-    """OLS on end-of-day fleet usage with an 80% prediction interval."""
+    """The fleet_forecast table: the fleet's line and its prediction interval, day by day."""
 
     growth_per_day: float
     points: list[tuple[float, float, float, float]]  # (unix s, point, low, high)
+    #: how far ahead the last point lies
+    days: int
+    #: the interval's coverage (0.8: an 80% interval)
+    coverage: float
+
+    @property
+    def interval(self) -> str:
+        """The band's name: '80% interval'."""
+        return f"{self.coverage:.0%} interval"
+
+    @classmethod
+    def of(cls, rows: list[dict[str, Any]]) -> FleetForecast | None:
+        """From fleet_forecast's rows, nearest first; None when it has none (too little history)."""
+        if not rows:
+            return None
+        return cls(
+            growth_per_day=rows[0]["growth_per_day"],
+            points=[
+                (
+                    r["forecast_at"].timestamp(),
+                    r["used_bytes"],
+                    r["used_bytes_low"],
+                    r["used_bytes_high"],
+                )
+                for r in rows
+            ],
+            days=rows[-1]["days_ahead"],
+            coverage=rows[0]["interval_coverage"],
+        )
 
 
 @dataclass
@@ -123,10 +147,13 @@ class ReportData:
     sparks: dict[str, list[float | None]]
     leaders: list[dict[str, Any]]
     events: list[dict[str, Any]]
-    missing: list[datetime]
+    #: snapshot instants missing from a source's history (snapshot_at, source), per source
+    missing: list[dict[str, Any]]
     stale: list[dict[str, Any]]
     paths: dict[str, str] = field(default_factory=dict)
     sources: list[str] = field(default_factory=lambda: [DEFAULT_SOURCE])
+    #: forecast_accuracy per method and horizon (pipelines/receipts.py)
+    receipts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def no_volumes_yet(self) -> bool:
@@ -150,41 +177,6 @@ class ReportData:
         return str(row["volume_id"])
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> list[dict[str, Any]]:
-    cursor = con.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def fleet_forecast(days: list[dict[str, Any]], as_of: datetime) -> FleetForecast | None:
-    """Fit used_bytes on the last 30 end-of-day totals; project FORECAST_DAYS ahead."""
-    points = [
-        ((d["snapshot_at"] - as_of).total_seconds() / 86400.0, float(d["used_bytes"]))
-        for d in days[-30:]
-        if d["used_bytes"] is not None
-    ]
-    n = len(points)
-    if n < 3:
-        return None
-    mean_x = sum(x for x, _ in points) / n
-    mean_y = sum(y for _, y in points) / n
-    sxx = sum((x - mean_x) ** 2 for x, _ in points)
-    if sxx == 0:
-        return None
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sxx
-    intercept = mean_y - slope * mean_x
-    residual = sum((y - intercept - slope * x) ** 2 for x, y in points)
-    sigma = math.sqrt(residual / (n - 2))
-    out = []
-    for step in range(FORECAST_DAYS + 1):
-        h = float(step)
-        spread = Z_80 * sigma * math.sqrt(1 + 1 / n + (h - mean_x) ** 2 / sxx)
-        point = intercept + slope * h
-        at = (as_of + timedelta(days=h)).timestamp()
-        out.append((at, point, point - spread, point + spread))
-    return FleetForecast(growth_per_day=slope, points=out)
-
-
 def load(
     data_dir: Path,
     *,
@@ -192,188 +184,66 @@ def load(
     limit: int = 50,
     full_limit: int = 20,
 ) -> ReportData:
-    """Read everything the report shows from the published warehouse (read-only)."""
+    """Read everything the report shows from the published warehouse (read-only), each part
+    by its named query in `sql/report/`."""
+
     with connect_published(data_dir) as con:
         con.execute("set timezone = 'UTC'")
-        first, latest, snapshots = con.execute(
-            "select min(snapshot_at), max(snapshot_at), count(distinct snapshot_at) from volume_snapshots"
-        ).fetchone() or (None, None, 0)
-        as_of = latest
+
+        def read(name: str, **params: Any) -> list[dict[str, Any]]:
+            return queries.rows(con, queries.REPORT, name, **params)
+
+        span = queries.one(con, queries.REPORT, "snapshot_span")
+        # when every snapshot so far listed no volume, the build's as_of is the latest of them
+        as_of = span["latest_snapshot"] or span["built_as_of"]
         if as_of is None:
-            # every snapshot so far listed no volume: the build's as_of is the latest of them
-            as_of = (con.execute(f"select max(as_of) from {INFO_TABLE}").fetchone() or (None,))[0]
-            if as_of is None:
-                raise ValueError("the warehouse has no snapshots yet: run `volcap build` first")
-        hourly = con.execute(
-            """
-            select snapshot_at, sum(used_bytes), sum(max_size_bytes)
-            from volume_snapshots group by snapshot_at order by snapshot_at
-            """
-        ).fetchall()
-        sources = [
-            r[0] for r in con.execute("select distinct source from volumes order by 1").fetchall()
-        ]
-        # fleet totals add up the sources (fleet_daily and the fleet trends are per source)
-        fleet_days = _rows(
-            con,
-            """
-            select
-                day,
-                max(snapshot_at) as snapshot_at,
-                sum(columns(lambda c: c in (
-                    'volumes', 'volumes_available', 'volumes_attached', 'volumes_degraded',
-                    'volumes_error', 'volumes_other_status', 'used_bytes', 'inode_count',
-                    'bounded_quota_bytes', 'bounded_used_bytes', 'unlimited_volumes',
-                    'hosts_diagnostic'
-                ))),
-                sum(bounded_used_bytes) / nullif(sum(bounded_quota_bytes), 0)
-                    as bounded_utilization
-            from fleet_daily
-            group by day
-            order by day
-            """,
-        )
-        growth = _rows(
-            con,
-            """
-            select sum(columns(lambda c: c like '%growth_per_day%')),
-                min(observations_30d) as observations_30d
-            from capacity_trends where scope = 'fleet'
-            having count(*) > 0
-            """,
-        )
-        risk_counts = dict(
-            con.execute("select risk, count(*) from volume_risk group by risk").fetchall()
-        )
-        state_counts = dict(
-            con.execute("select state, count(*) from volume_risk group by state").fetchall()
-        )
-        # one ordering for every at-risk list: volume_risk.risk_rank
-        full = _rows(
-            con,
-            "select * from volume_risk where state = 'full' order by risk_rank limit $limit",
-            {"limit": full_limit},
-        )
-        at_risk = _rows(
-            con,
-            """
-            select * from volume_risk
-            where risk <> 'ok' and state <> 'full'
-            order by risk_rank
-            limit $limit
-            """,
-            {"limit": limit},
-        )
-        mount_pressure = _rows(
-            con,
-            """
-            select risk.source, risk.volume_id, risk.name, risk.mount_count, risk.max_mounts,
-                risk.mount_pressure, volumes.status, risk.risk
-            from volume_risk as risk
-            inner join volumes
-                on risk.source = volumes.source and risk.volume_id = volumes.volume_id
-            where risk.mount_pressure >= 1
-            order by risk.max_mounts desc, risk.mount_pressure desc, risk.source, risk.volume_id
-            limit $limit
-            """,
-            {"limit": limit},
-        )
-        (mounts_at_limit,) = con.execute(
-            "select count(*) from volume_risk where mount_pressure >= 1"
-        ).fetchone() or (0,)
-        ids = [r["volume_id"] for r in full + at_risk]
-        keys = [f"{r['source']}\x1f{r['volume_id']}" for r in full + at_risk]
+            raise ValueError("the warehouse has no snapshots yet: run `volcap build` first")
+        hourly = read("fleet_hourly")
+        fleet_days = read("fleet_days")
+        growth = read("fleet_growth")
+        forecast = read("fleet_forecast_points")
+        counts: dict[str, dict[str, int]] = {}
+        for row in read("risk_counts"):
+            counts.setdefault(row["counted"], {})[str(row["value"])] = int(row["volumes"])
+        full = read("already_full", limit=full_limit)
+        at_risk = read("at_risk", limit=limit)
         sparks: dict[str, list[float | None]] = {}
-        if ids:
-            for source, volume_id, values in con.execute(
-                """
-                select daily.source, daily.volume_id, list(
-                    case risk.binding_resource
-                        when 'bytes' then daily.used_bytes_last / nullif(daily.max_size_bytes, 0)
-                        else daily.inode_count_last / nullif(daily.max_file_count, 0)
-                    end order by daily.day)
-                from volume_daily as daily
-                inner join volume_risk as risk
-                    on daily.source = risk.source and daily.volume_id = risk.volume_id
-                where daily.source || chr(31) || daily.volume_id in (select unnest($keys))
-                group by daily.source, daily.volume_id
-                """,
-                {"keys": keys},
-            ).fetchall():
-                sparks[spark_key({"source": source, "volume_id": volume_id})] = list(values)
-        leaders = _rows(
-            con,
-            """
-            select trends.source, trends.volume_id, volumes.name, volumes.used_bytes, volumes.max_size_bytes,
-                trends.bytes_growth_per_day_7d, trends.bytes_growth_per_day_30d,
-                risk.risk, risk.binding_resource, risk.days_to_full
-            from capacity_trends as trends
-            inner join volumes
-                on trends.source = volumes.source and trends.volume_id = volumes.volume_id
-            left join volume_risk as risk
-                on trends.source = risk.source and trends.volume_id = risk.volume_id
-            where trends.scope = 'volume' and trends.bytes_growth_per_day_7d is not null
-            order by trends.bytes_growth_per_day_7d desc, trends.volume_id
-            limit 10
-            """,
-        )
-        events = _rows(
-            con,
-            """
-            select events.*, volumes.name
-            from quota_events as events
-            left join volumes
-                on events.source = volumes.source and events.volume_id = volumes.volume_id
-            order by events.changed_at desc, events.volume_id, events.limit_name
-            limit 20
-            """,
-        )
-        missing = [
-            row[0]
-            for row in con.execute(
-                """
-                with expected as (
-                    select unnest(generate_series($first, $latest, to_minutes($cadence))) as snapshot_at
-                )
-                select snapshot_at from expected
-                anti join (select distinct snapshot_at from volume_snapshots) using (snapshot_at)
-                order by snapshot_at
-                """,
-                {"first": first, "latest": latest, "cadence": cadence_minutes},
-            ).fetchall()
-        ]
-        stale = _rows(
-            con,
-            """
-            select forecast.volume_id, volumes.name, forecast.resource, volumes.last_reconciled_at
-            from quota_forecast as forecast
-            inner join volumes
-                on forecast.source = volumes.source and forecast.volume_id = volumes.volume_id
-            where forecast.state = 'stale'
-            order by volumes.last_reconciled_at, forecast.volume_id, forecast.resource
-            """,
-        )
+        if full or at_risk:
+            keys = [spark_key(r) for r in full + at_risk]
+            for row in read("utilization_sparks", keys=keys):
+                sparks[spark_key(row)] = list(row["utilization"])
+        mount_pressure = read("mount_pressure", limit=limit)
+        leaders = read("growth_leaders")
+        events = read("quota_changes")
+        missing = read("missing_snapshots", cadence=cadence_minutes)
+        stale = read("stale_forecasts")
+        sources = [row["source"] for row in read("sources")]
+        forecast_receipts = receipts.accuracy(con)
     return ReportData(
         generated_at=datetime.now(UTC),
         as_of=as_of,
-        first_snapshot=first or as_of,
-        snapshots=int(snapshots),
-        fleet_hourly=[(t, float(u or 0), float(q or 0)) for t, u, q in hourly],
+        first_snapshot=span["first_snapshot"] or as_of,
+        snapshots=int(span["snapshots"]),
+        fleet_hourly=[
+            (r["snapshot_at"], float(r["used_bytes"] or 0), float(r["max_size_bytes"] or 0))
+            for r in hourly
+        ],
         fleet_days=fleet_days,
-        forecast=fleet_forecast(fleet_days, as_of),
+        forecast=FleetForecast.of(forecast),
         fleet_growth=growth[0] if growth else {},
-        risk_counts={str(k): int(v) for k, v in risk_counts.items()},
-        state_counts={str(k): int(v) for k, v in state_counts.items()},
+        risk_counts=counts.get("risk", {}),
+        state_counts=counts.get("state", {}),
         full=full,
         at_risk=at_risk,
         mount_pressure=mount_pressure,
-        mounts_at_limit=int(mounts_at_limit),
+        mounts_at_limit=counts.get("mounts", {}).get("at_limit", 0),
         sparks=sparks,
         leaders=leaders,
         events=events,
         missing=missing,
         stale=stale,
         sources=sources,
+        receipts=forecast_receipts,
     )
 
 
@@ -381,7 +251,7 @@ def load(
 
 
 def fleet_capacity_chart(data: ReportData, *, width: int = 900, height: int = 320) -> str:
-    """Fleet usage and bounded quota over time, with the 30-day forecast and its 80% interval."""
+    """Fleet usage and bounded quota over time, with the 30-day forecast and its interval."""
     used = [(t.timestamp(), u) for t, u, _ in data.fleet_hourly]
     quota = [(t.timestamp(), q) for t, _, q in data.fleet_hourly]
     series = [
@@ -397,7 +267,7 @@ def fleet_capacity_chart(data: ReportData, *, width: int = 900, height: int = 32
         )
         bands.append(
             charts.Band(
-                "80% interval",
+                data.forecast.interval,
                 [(x, lo, hi) for x, _, lo, hi in data.forecast.points],
                 charts.PALETTE[0],
             )
@@ -427,7 +297,7 @@ def fleet_forecast_chart(data: ReportData, *, width: int = 900, height: int = 24
             charts.Series("used", used, charts.PALETTE[0]),
             charts.Series("forecast", [(x, p) for x, p, _, _ in points], charts.PALETTE[0], True),
         ],
-        bands=[charts.Band("80% interval", [(x, lo, hi) for x, _, lo, hi in points])],
+        bands=[charts.Band(data.forecast.interval, [(x, lo, hi) for x, _, lo, hi in points])],
         title="Fleet forecast in detail: the last 7 days and the next 30, to scale",
         y_format=human_bytes,
         width=width,
@@ -686,11 +556,14 @@ def _events_table(data: ReportData) -> str:
 
 def _freshness(data: ReportData, cadence_minutes: int) -> str:
     age = data.generated_at - data.as_of
-    missing = (
-        "none"
-        if not data.missing
-        else f"{len(data.missing)} (first: {human_date(data.missing[0], with_time=True)})"
-    )
+    missing = "none"
+    if data.missing:
+        first = data.missing[0]
+        where = f" in {first['source']}" if len(data.sources) > 1 else ""
+        missing = (
+            f"{len(data.missing)} (first: {human_date(first['snapshot_at'], with_time=True)}"
+            f"{where})"
+        )
     stale_volumes = sorted({s["volume_id"] for s in data.stale})
     stale = "none" if not stale_volumes else f"{len(stale_volumes)} volumes"
     oldest = (
@@ -728,8 +601,9 @@ def render(data: ReportData, *, cadence_minutes: int = settings.DEFAULT_CADENCE_
         end = data.forecast.points[-1]
         forecast = (
             f"<p>Fleet usage grows by <b>{escape(human_bytes(data.forecast.growth_per_day))}/day</b> "
-            f"(least squares on end-of-day totals); in {FORECAST_DAYS} days it reaches "
-            f"<b>{escape(human_bytes(end[1]))}</b> (80% interval {escape(human_bytes(end[2]))} – "
+            f"(least squares on end-of-day totals); in {data.forecast.days} days it reaches "
+            f"<b>{escape(human_bytes(end[1]))}</b> ({data.forecast.interval} "
+            f"{escape(human_bytes(end[2]))} – "
             f"{escape(human_bytes(end[3]))}).</p>"
         )
     capacity = forecast + fleet_capacity_chart(data) + fleet_forecast_chart(data)
@@ -765,9 +639,10 @@ def render(data: ReportData, *, cadence_minutes: int = settings.DEFAULT_CADENCE_
             "mount-pressure",
             "Mount pressure",
             f'<p class="muted">Volumes that can take no more mounts ({data.mounts_at_limit:,} '
-            "in all; largest limits first). Not a capacity risk: an attached single-mount "
-            "volume is always at its limit.</p>" + _mount_table(data),
+            f"in all; in risk order, top {len(data.mount_pressure)}). Not a capacity risk: an "
+            "attached single-mount volume is always at its limit.</p>" + _mount_table(data),
         ),
+        ("receipts", "How good are these forecasts", receipts.html_section(data.receipts)),
         ("growth-leaders", "Growth leaders", _leaders_table(data)),
         ("quota-events", "Recent quota events", _events_table(data)),
         (

@@ -13,8 +13,6 @@ from pipelines.lake import DataDir
 from pipelines.layout import resolve_data_dir, resolve_layout
 from pipelines.sources import DEFAULT, Source, only_default
 
-DEFAULT_DATA_DIR = "./data"
-
 
 class VolumeApi(dg.ConfigurableResource):
     """The volumes API as Dagster configures it: `client()` builds the plain

@@ -60,6 +60,21 @@ TREND_BREAK_MIN_DAYS = 2.0
 #: Backtest alerts: a volume flagged to fill within a horizon counts as right when it fills
 #: within the horizon plus this many days (forecast_accuracy).
 BACKTEST_SLACK_DAYS = 2.0
+#: The backtest replays the production forecast at this many daily origins at most (the latest
+#: ones): each replay costs about one forecast, paid once per origin (README, "Forecasting
+#: method").
+BACKTEST_MAX_ORIGINS = 35
+#: Interval calibration (forecast_calibration): scores from the forecasts of this many days
+#: before the instant calibrated...
+CALIBRATION_DAYS = 28
+#: ...and a horizon bucket needs this many known outcomes for margins of its own.
+CALIBRATION_MIN_SCORES = 30
+#: The interval-coverage check: the 80% interval must hold the truth this often on the
+#: backtest, overall and per horizon bucket...
+INTERVAL_COVERAGE_BAND = (0.75, 0.85)
+#: ...judged once this many calibrated intervals have a known outcome (per bucket too): at
+#: 100, one binomial standard error is 4 points, so the band is not a coin toss.
+INTERVAL_COVERAGE_MIN_SCORED = 100
 
 #: quota_forecast_history keeps every build of the last this many days, and before that the
 #: last build of each UTC day: hourly builds would otherwise add 24 forecasts per volume and

@@ -39,12 +39,13 @@ def engine(path: Path) -> sa.Engine:
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory) -> Path:
-    """A warehouse built from two days of a small simulated fleet."""
+    """A warehouse built from two days of a small simulated fleet and the third day's first
+    snapshot (fleet_forecast needs three end-of-day totals)."""
     data_dir = tmp_path_factory.mktemp("catalog") / "data"
     sim = SimulatorServer(volumes=60, seed=3, token=h.CANARY).start()
     try:
         at = DEFAULT_START + timedelta(minutes=5)
-        for hour in range(0, 48, 6):
+        for hour in range(0, 54, 6):
             sim.set_clock(at + timedelta(hours=hour))
             h.ingest(sim.url, data_dir, at + timedelta(hours=hour))
     finally:
@@ -228,9 +229,11 @@ def test_the_default_schema_holds_exactly_the_public_tables(published):
         ).fetchall():
             by_schema.setdefault(schema, set()).add(table)
     assert by_schema.pop("main") == set(PUBLIC_TABLES)
-    # the build inputs: models that are not public, the engine's kept steps and its lake view
+    # the build inputs: models that are not public, the engine's kept steps and replays, and
+    # its lake view
     assert by_schema.pop("staging") == {m for m in models() if m not in PUBLIC_TABLES} | {
         "volume_observation_steps",
+        "volcap_replay",
         "lake_volume_snapshots",
     }
     assert by_schema.pop("build") == {"_build_info", "_build_manifest"}

@@ -34,8 +34,7 @@ FILLS_AT = START + timedelta(days=20)
 def warehouse(tmp_path_factory) -> duckdb.DuckDBPyConnection:
     data_dir = tmp_path_factory.mktemp("backtest")
     write_lake(data_dir, snapshots(SCENARIOS, hours=HOURS))
-    # an earlier build records the production forecast the backtest scores as `volcap`
-    build_warehouse(data_dir, as_of=END - timedelta(hours=18))
+    # one build of a freshly back-filled lake: every method is scored on its first build
     build_warehouse(data_dir)
     con = connect_published(data_dir)
     con.execute("set timezone = 'UTC'")
@@ -114,25 +113,72 @@ def test_no_forecast_sees_data_from_after_its_origin(warehouse):
     assert later and {r["state"] for r in later} == {"filling", "full"}
 
 
-def test_volcap_is_the_forecast_recorded_by_the_last_build_before_the_origin(warehouse):
-    recorded = rows(
+def test_volcap_is_replayed_at_every_origin_of_a_fresh_lake(warehouse):
+    """No earlier build recorded anything: the production forecast is replayed per origin."""
+    origins = {
+        method: [
+            o
+            for (o,) in warehouse.execute(
+                "select distinct origin from forecast_backtest where method = $m order by 1",
+                {"m": method},
+            ).fetchall()
+        ]
+        for method in ("volcap", "naive_7d")
+    }
+    assert len(origins["volcap"]) >= 25
+    assert origins["volcap"] == origins["naive_7d"]
+    fills = rows(
         warehouse,
-        "select * from quota_forecast_history where as_of = $at and volume_id = 'steady' "
-        "and resource = 'bytes'",
-        {"at": END - timedelta(hours=18)},
+        "select * from forecast_backtest where method = 'volcap' and volume_id = 'fills' "
+        "and resource = 'bytes' and origin between $from and $fills",
+        {"from": START + timedelta(days=3), "fills": FILLS_AT - timedelta(days=1)},
     )
-    assert len(recorded) == 1
+    assert fills
+    for row in fills:
+        truth = (FILLS_AT - row["origin"]).total_seconds() / 86400
+        assert row["state"] == "filling"
+        assert row["days_to_full"] == pytest.approx(truth, rel=0.05, abs=0.1)
+        assert row["days_until_filled"] == pytest.approx(truth)
+
+
+def test_volcap_knows_nothing_from_after_its_origin(warehouse):
+    """The surge starts on day 15: the replayed forecast sees it only at later origins."""
+    surge = START + timedelta(days=SURGE_DAY)
     volcap = rows(
         warehouse,
-        "select * from forecast_backtest where method = 'volcap' and volume_id = 'steady' "
-        "and resource = 'bytes'",
+        "select origin, state from forecast_backtest where volume_id = 'late_surge' "
+        "and resource = 'bytes' and method = 'volcap' order by origin",
     )
-    assert len(volcap) == 1
-    origin = volcap[0]["origin"]
-    assert timedelta(0) <= origin - (END - timedelta(hours=18)) < timedelta(days=1)
-    shift = (origin - (END - timedelta(hours=18))).total_seconds() / 86400
-    assert volcap[0]["days_to_full"] == pytest.approx(recorded[0]["days_to_full"] - shift)
-    assert volcap[0]["state"] == recorded[0]["state"]
+    before = [r["state"] for r in volcap if r["origin"] <= surge]
+    later = [r["state"] for r in volcap if r["origin"] > surge + timedelta(days=2)]
+    assert before and "filling" not in before, volcap
+    assert later and set(later) <= {"filling", "full"} and "filling" in later, volcap
+
+
+def test_the_replay_is_what_a_build_at_the_origin_forecasts(warehouse, tmp_path):
+    """The same SQL and parameters on the same knowledge: a warehouse built just before an
+    origin forecasts what the replay recorded for it (the interval aside: each is calibrated
+    on its own history)."""
+    origin = (START + timedelta(days=18)).replace(hour=0)
+    write_lake(tmp_path, snapshots(SCENARIOS, hours=HOURS))
+    build_warehouse(tmp_path, as_of=origin - timedelta(microseconds=1), export_parquet=False)
+    with connect_published(tmp_path) as built:
+        at_origin = {
+            (r["volume_id"], r["resource"]): r for r in rows(built, "select * from quota_forecast")
+        }
+    replayed = rows(
+        warehouse,
+        "select * from staging.volcap_replay where origin = $origin",
+        {"origin": origin},
+    )
+    assert {(r["volume_id"], r["resource"]) for r in replayed} == set(at_origin)
+    for row in replayed:
+        expected = at_origin[(row["volume_id"], row["resource"])]
+        assert row["state"] == expected["state"], row
+        if expected["days_to_full"] is None:
+            assert row["days_to_full"] is None
+        else:
+            assert row["days_to_full"] == pytest.approx(expected["days_to_full"], abs=1e-6)
 
 
 def test_accuracy_scores_each_method_per_horizon(warehouse):
@@ -168,3 +214,41 @@ def test_the_receipts_read_as_one_line_and_as_a_table(warehouse):
         "predict_linear_window",
         "naive_7d",
     }
+
+
+def _volcap(horizon: str, scored: int, held: float) -> dict:
+    return {"method": "volcap", "horizon": horizon, "intervals_scored": scored, "coverage_80": held}
+
+
+@pytest.mark.parametrize(
+    ("figures", "passed", "outside"),
+    [
+        pytest.param(
+            [_volcap("≤ 7 d", 150, 0.8), _volcap("≤ 30 d", 150, 0.78)],
+            True,
+            None,
+            id="inside-the-band",
+        ),
+        pytest.param(
+            [_volcap("≤ 7 d", 150, 0.6), _volcap("≤ 30 d", 150, 0.95)],
+            False,
+            "≤ 7 d, ≤ 30 d",
+            id="both-buckets-out-overall-in",
+        ),
+        pytest.param(
+            [_volcap("≤ 7 d", 150, 0.8), _volcap("> 30 d", 20, 0.1)],
+            False,
+            "overall",
+            id="a-small-bucket-is-not-judged-alone-but-counts-overall",
+        ),
+        pytest.param([_volcap("≤ 7 d", 40, 0.1)], None, None, id="too-few-is-skipped"),
+    ],
+)
+def test_interval_coverage_is_judged_overall_and_per_bucket(figures, passed, outside):
+    from pipelines import receipts
+
+    verdict = receipts.coverage(figures, band=(0.75, 0.85), min_scored=100)
+    assert verdict.passed is passed
+    assert verdict.metadata.get("outside_band") == outside
+    if passed is None:
+        assert "too young" in verdict.metadata["skipped"]

@@ -16,6 +16,7 @@ SECTIONS = (
     "already-full",
     "time-to-full",
     "mount-pressure",
+    "receipts",
     "growth-leaders",
     "quota-events",
     "status",
@@ -43,6 +44,27 @@ def test_report_has_every_section_with_its_content(html: str) -> None:
     assert 'id="growth-table"' in html
     assert 'id="quota-events-table"' in html
     assert 'id="freshness-table"' in html
+
+
+def test_forecast_receipts_show_every_method_beside_volcap_with_a_chart(
+    written: report.WrittenReport, html: str
+) -> None:
+    """The same figures as forecast_accuracy: each method's error per horizon bucket."""
+    figures = written.data.receipts
+    assert {r["method"] for r in figures} == {
+        "volcap",
+        "predict_linear_6h",
+        "predict_linear_window",
+        "naive_7d",
+    }
+    section = html.split('<section id="receipts">', 1)[1].split("</section>", 1)[0]
+    assert 'id="receipts-table"' in section
+    assert "<svg" in section
+    scored = [r for r in figures if r["mae_days"] is not None]
+    assert scored  # the `critical` volume fills inside the lake
+    for row in scored:
+        assert f"<td>{row['method']}</td><td>{int(row['scored']):,} of " in section
+        assert f"<td>{row['mae_days']:.1f} d</td>" in section
 
 
 class _Tags(HTMLParser):

@@ -6,6 +6,7 @@ volume ids, which is exactly why `source` is part of every key.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import textwrap
 from datetime import UTC, date, datetime, timedelta
@@ -399,3 +400,18 @@ def test_a_lake_file_name_says_its_source_and_the_default_source_adds_nothing(na
 def test_only_the_default_source_alone_keeps_plain_time_partition_keys():
     assert not keyed_by_source([DEFAULT_SOURCE])
     assert keyed_by_source(["eu-west"]) and keyed_by_source([DEFAULT_SOURCE, "eu-west"])
+
+
+def test_the_default_source_is_named_in_pipelines_sources_alone():
+    """The compatibility case has one owner: code and SQL take its name from there."""
+    root = Path(__file__).resolve().parents[1]
+    quoted = re.compile(r"""["']default["']""")
+    spelled = sorted(
+        str(path.relative_to(root))
+        for folder in ("pipelines", "sql")
+        for path in (root / folder).rglob("*")
+        if path.suffix in (".py", ".sql")
+        and path.name != "sources.py"
+        and quoted.search(path.read_text())
+    )
+    assert spelled == []

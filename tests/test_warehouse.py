@@ -155,23 +155,26 @@ def test_leftovers_of_a_killed_build_are_removed(tmp_path):
     assert not any("building" in p.name for p in tmp_path.iterdir())
 
 
-def test_a_reader_keeps_the_old_build_and_a_new_connection_sees_the_new_one(tmp_path):
-    lake(tmp_path, [Volume("a")])
-    build_warehouse(tmp_path)
-    reader = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys\n"
-            "con = duckdb.connect(sys.argv[1], read_only=True)\n"
-            "print(con.execute('select count(*) from volumes').fetchone()[0], flush=True)\n"
-            "sys.stdin.readline()\n"
-            "print(con.execute('select count(*) from volumes').fetchone()[0], flush=True)\n",
-            str(DataDir(tmp_path).warehouse),
-        ],
+def on_warehouse(data_dir, script: str) -> subprocess.Popen[str]:
+    """Another process running `script` (duckdb and sys imported, the published warehouse's
+    path as sys.argv[1]), talking through its stdin and stdout."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys\n" + script, str(DataDir(data_dir).warehouse)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+    )
+
+
+def test_a_reader_keeps_the_old_build_and_a_new_connection_sees_the_new_one(tmp_path):
+    lake(tmp_path, [Volume("a")])
+    build_warehouse(tmp_path)
+    reader = on_warehouse(
+        tmp_path,
+        "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+        "print(con.execute('select count(*) from volumes').fetchone()[0], flush=True)\n"
+        "sys.stdin.readline()\n"
+        "print(con.execute('select count(*) from volumes').fetchone()[0], flush=True)\n",
     )
     try:
         assert reader.stdout.readline().strip() == "1"
@@ -190,19 +193,9 @@ def test_a_reader_keeps_the_old_build_and_a_new_connection_sees_the_new_one(tmp_
 def test_a_writer_holding_the_old_file_does_not_block_the_build(tmp_path):
     lake(tmp_path)
     build_warehouse(tmp_path, as_of=END - timedelta(hours=1))
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys\n"
-            "con = duckdb.connect(sys.argv[1])\n"
-            "print('open', flush=True)\n"
-            "sys.stdin.readline()\n",
-            str(DataDir(tmp_path).warehouse),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+    holder = on_warehouse(
+        tmp_path,
+        "con = duckdb.connect(sys.argv[1])\nprint('open', flush=True)\nsys.stdin.readline()\n",
     )
     try:
         assert holder.stdout.readline().strip() == "open"
@@ -240,13 +233,19 @@ def test_warehouse_assets_materialize_and_their_checks_pass(tmp_path):
         for e in result.get_asset_materialization_events()
     }
     assert keys == {model_key(t) for t in models()}
-    [receipts] = [
+    receipts = [
         e.event_specific_data.materialization.metadata
         for e in result.get_asset_materialization_events()
-        if e.event_specific_data.materialization.asset_key == model_key("forecast_accuracy")
+        if e.event_specific_data.materialization.asset_key
+        in (model_key("forecast_backtest"), model_key("forecast_accuracy"))
     ]
-    assert receipts["accuracy"].value.startswith("| horizon | method | forecasts |")
+    assert len(receipts) == 2
+    assert receipts[0]["accuracy"].value == receipts[1]["accuracy"].value
+    assert receipts[0]["accuracy"].value.startswith("| horizon | method | forecasts |")
     evaluations = result.get_asset_check_evaluations()
+    # a lake of a few days has too few known outcomes to judge the intervals by
+    [coverage] = [e for e in evaluations if e.check_name == "interval_coverage"]
+    assert "too young" in coverage.metadata["skipped"].value
     assert len(evaluations) == len(MART_CHECKS)
     assert all(e.passed for e in evaluations), [
         (e.check_name, e.metadata) for e in evaluations if not e.passed

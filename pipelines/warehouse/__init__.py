@@ -21,7 +21,7 @@ from pipelines.warehouse.checks import (
     check_non_negative,
     check_row_count_stable,
     check_unique_snapshots,
-    forecast_problems,
+    violations,
 )
 from pipelines.warehouse.engine import (
     STORAGE_COMPATIBILITY,
@@ -34,7 +34,7 @@ from pipelines.warehouse.errors import BuildError, EmptyLakeError
 from pipelines.warehouse.incremental import ENGINE_VERSION, STEPS_NAME, STEPS_TABLE
 from pipelines.warehouse.lake_view import LAKE_LINKS_GRACE, create_lake_view
 from pipelines.warehouse.params import ForecastParams, steps_horizon
-from pipelines.warehouse.published import connect_published, top_at_risk
+from pipelines.warehouse.published import connect_published
 from pipelines.warehouse.schema import (
     BUILD_SCHEMA,
     EPOCH,
@@ -78,10 +78,9 @@ __all__ = [
     "check_unique_snapshots",
     "connect_published",
     "create_lake_view",
-    "forecast_problems",
     "qualified",
     "run_model",
     "schema_of",
     "steps_horizon",
-    "top_at_risk",
+    "violations",
 ]

@@ -1,37 +1,25 @@
-"""Data-quality checks on the published warehouse (the Dagster asset checks' verdicts)."""
+"""Data-quality checks on the published warehouse: `sql/checks/<name>.sql` selects the rows
+that violate check <name>; these functions give the verdict and the figures to show."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import duckdb
 
 from pipelines import settings
+from pipelines.models import SQL_DIR
 from pipelines.warehouse.schema import EPOCH, INFO_TABLE, scalar
 
-
-def forecast_problems(con: duckdb.DuckDBPyConnection, table: str = "quota_forecast") -> int:
-    """Rows breaking forecast sanity: negative days, or low <= point <= high violated."""
-    return int(
-        scalar(
-            con,
-            f"""
-            select count(*) from "{table}"
-            where days_to_full < 0 or days_to_full_low < 0 or days_to_full_high < 0
-                or days_to_full_low > days_to_full or days_to_full > days_to_full_high
-            """,
-        )
-    )
-
-
+#: `sql/checks/<name>.sql`: one query per check, named as the Dagster asset check.
+CHECKS_DIR = SQL_DIR / "checks"
+#: How many violating rows a check's metadata shows.
+SHOWN = 3
 #: Why a check has nothing to look at in a warehouse built from empty snapshots.
 NO_VOLUMES_YET = "no volumes yet: every snapshot so far was a valid, empty list"
-
-
-def _no_volumes_yet(con: duckdb.DuckDBPyConnection) -> bool:
-    return not scalar(con, "select count(*) from (from volume_snapshots limit 1)")
 
 
 @dataclass(frozen=True)
@@ -40,6 +28,47 @@ class CheckOutcome:
 
     passed: bool
     metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Violations:
+    """What a check's query found: how many rows violate, and the first few of them."""
+
+    count: int
+    first: list[dict[str, Any]]
+
+    def meta(self) -> dict[str, list[dict[str, str]]]:
+        """The first rows as text, to show beside the count (nothing when none violates)."""
+        if not self.first:
+            return {}
+        return {"first": [{k: _text(v) for k, v in row.items()} for row in self.first]}
+
+
+def _text(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+@cache
+def check_sql(name: str) -> str:
+    """Check `name`'s query (cached: the files do not change while the process runs)."""
+    return (CHECKS_DIR / f"{name}.sql").read_text().strip().rstrip(";")
+
+
+def violations(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> Violations:
+    """Run check `name`'s query: the number of rows it returns, and its first SHOWN rows
+    (DuckDB refuses a parameter the query uses and is not given, or one it does not use)."""
+    body = check_sql(name)
+    count = int(scalar(con, f"select count(*) from (\n{body}\n)", params or None))
+    if not count:  # the usual case: the query is not run twice
+        return Violations(0, [])
+    cursor = con.execute(body, params or None)
+    columns = [d[0] for d in cursor.description]
+    first = [dict(zip(columns, row, strict=True)) for row in cursor.fetchmany(SHOWN)]
+    return Violations(count, first)
+
+
+def _no_volumes_yet(con: duckdb.DuckDBPyConnection) -> bool:
+    return not scalar(con, "select count(*) from (from volume_snapshots limit 1)")
 
 
 def _built_since(con: duckdb.DuckDBPyConnection) -> datetime:
@@ -56,33 +85,20 @@ def check_unique_snapshots(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
     """(source, volume_id, snapshot_at) identifies a row of volume_snapshots (checked on the
     days the last build rebuilt: each earlier day was checked when it was built)."""
     since = _built_since(con)
-    duplicates = int(
-        scalar(
-            con,
-            "select count(*) - count(distinct (source, volume_id, snapshot_at)) "
-            "from volume_snapshots where snapshot_at >= $since",
-            {"since": since},
-        )
+    found = violations(con, "unique_volume_snapshots", since=since)
+    return CheckOutcome(
+        found.count == 0,
+        {"duplicated_keys": found.count, "since": since.isoformat(), **found.meta()},
     )
-    return CheckOutcome(duplicates == 0, {"duplicate_rows": duplicates, "since": since.isoformat()})
 
 
 def check_non_negative(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
     """No usage count or limit is negative (on the days the last build rebuilt, as above)."""
     since = _built_since(con)
-    negative = int(
-        scalar(
-            con,
-            """
-            select count(*) from volume_snapshots
-            where snapshot_at >= $since
-                and (used_bytes < 0 or inode_count < 0 or mount_count < 0
-                    or max_size_bytes < 0 or max_file_count < 0 or max_mounts < 0)
-            """,
-            {"since": since},
-        )
+    found = violations(con, "no_negative_counts", since=since)
+    return CheckOutcome(
+        found.count == 0, {"negative_rows": found.count, "since": since.isoformat(), **found.meta()}
     )
-    return CheckOutcome(negative == 0, {"negative_rows": negative, "since": since.isoformat()})
 
 
 def check_fresh(
@@ -93,25 +109,22 @@ def check_fresh(
 ) -> CheckOutcome:
     """Every source's latest snapshot is no older than `max_age` (the stalest one is shown)."""
     now = now or datetime.now(UTC)
-    # from the daily rollup: the same instants, without reading the hourly history
-    latest = scalar(
-        con,
-        "select min(latest) from "
-        "(select max(last_snapshot_at) as latest from volume_daily group by source)",
-    )
-    empty = latest is None
-    if empty:  # no volumes yet: the build's as_of is the latest (empty) snapshot
-        latest = scalar(con, f"select max(as_of) from {INFO_TABLE}")
+    stale = violations(con, "latest_snapshot_fresh", now=now, max_age=max_age)
+    # the same query without a limit: every source, stalest first
+    stalest = stale.first or violations(con, "latest_snapshot_fresh", now=now, max_age=None).first
+    latest = stalest[0]["latest_snapshot_at"] if stalest else None
     if latest is None:
         return CheckOutcome(False, {"latest_snapshot_at": "none"})
-    age = now - latest
+    empty = stalest[0]["source"] is None  # no volumes yet: the build's as_of stands for them
+    age: timedelta = stalest[0]["age"]
     return CheckOutcome(
-        age <= max_age,
+        stale.count == 0,
         {
             **({"note": NO_VOLUMES_YET} if empty else {}),
             "latest_snapshot_at": latest.isoformat(),
             "age_minutes": round(age.total_seconds() / 60, 1),
             "max_age_minutes": max_age.total_seconds() / 60,
+            **({"stale_sources": stale.count} if stale.count and not empty else {}),
         },
     )
 
@@ -124,42 +137,16 @@ def check_no_missing_snapshots(
 ) -> CheckOutcome:
     """Every expected snapshot instant within `window` before the latest one is present, for
     every source (each within the window before its own latest snapshot)."""
-    missing = con.execute(
-        """
-        with
-        bounds as (
-            -- from the daily rollup: the same instants, without reading the hourly history
-            select source, max(last_snapshot_at) as latest, min(first_snapshot_at) as earliest
-            from volume_daily
-            group by source
-        ),
-        expected as (
-            select source, unnest(generate_series(
-                greatest(latest - $window + to_minutes($cadence), earliest),
-                latest,
-                to_minutes($cadence)
-            )) as snapshot_at
-            from bounds
-        ),
-        present as (
-            select distinct volume_snapshots.source, volume_snapshots.snapshot_at
-            from volume_snapshots
-            inner join bounds on volume_snapshots.source = bounds.source
-            where volume_snapshots.snapshot_at >= bounds.latest - $window
-        )
-        select snapshot_at, source from expected anti join present using (source, snapshot_at)
-        order by snapshot_at, source
-        """,
-        {"window": window, "cadence": cadence_minutes},
-    ).fetchall()
-    if not missing and _no_volumes_yet(con):
+    missing = violations(con, "no_missing_snapshots", cadence=cadence_minutes, window=window)
+    if not missing.count and _no_volumes_yet(con):
         return CheckOutcome(True, {"skipped": NO_VOLUMES_YET, "cadence_minutes": cadence_minutes})
+    first = missing.first[0] if missing.first else None
     return CheckOutcome(
-        not missing,
+        not missing.count,
         {
-            "missing_snapshots": len(missing),
-            "first_missing": missing[0][0].isoformat() if missing else "none",
-            "first_missing_source": missing[0][1] if missing else "none",
+            "missing_snapshots": missing.count,
+            "first_missing": first["snapshot_at"].isoformat() if first else "none",
+            "first_missing_source": first["source"] if first else "none",
             "cadence_minutes": cadence_minutes,
         },
     )
@@ -173,43 +160,29 @@ def check_row_count_stable(
 ) -> CheckOutcome:
     """No snapshot within `window` of the latest has `max_drop_share` fewer rows than the one
     before it (a partial fetch, or a mass delete worth a look)."""
-    row = con.execute(
-        """
-        with
-        counts as (
-            select source, snapshot_at, count(*) as n from volume_snapshots
-            where snapshot_at >= (select max(last_snapshot_at) from volume_daily) - $window
-            group by source, snapshot_at
-        ),
-        drops as (
-            select source, snapshot_at, n,
-                lag(n) over (partition by source order by snapshot_at) as previous
-            from counts
-        )
-        select snapshot_at, n, previous, 1 - n / previous as drop_share, source
-        from drops where previous is not null
-        order by drop_share desc limit 1
-        """,
-        {"window": window},
-    ).fetchone()
-    if row is None:
+    drops = violations(con, "row_count_stable", window=window, max_drop_share=max_drop_share)
+    # the same query without a limit: every drop, largest first
+    worst = (
+        drops.first or violations(con, "row_count_stable", window=window, max_drop_share=None).first
+    )
+    if not worst:
         if _no_volumes_yet(con):
             return CheckOutcome(True, {"skipped": NO_VOLUMES_YET})
         return CheckOutcome(True, {"worst_drop_share": 0.0})
-    snapshot_at, n, previous, drop_share, source = row
+    row = worst[0]
     return CheckOutcome(
-        drop_share <= max_drop_share,
+        drops.count == 0,
         {
-            "worst_drop_share": round(float(drop_share), 4),
-            "source": source,
-            "at": snapshot_at.isoformat(),
-            "rows": int(n),
-            "previous_rows": int(previous),
+            "worst_drop_share": round(float(row["drop_share"]), 4),
+            "source": row["source"],
+            "at": row["snapshot_at"].isoformat(),
+            "rows": int(row["row_count"]),
+            "previous_rows": int(row["previous_row_count"]),
         },
     )
 
 
 def check_forecast_sanity(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
     """days_to_full >= 0 and days_to_full_low <= days_to_full <= days_to_full_high."""
-    bad = forecast_problems(con)
-    return CheckOutcome(bad == 0, {"bad_rows": bad})
+    found = violations(con, "forecast_sane")
+    return CheckOutcome(found.count == 0, {"bad_rows": found.count, **found.meta()})

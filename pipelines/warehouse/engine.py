@@ -16,12 +16,12 @@ from typing import Any
 
 import duckdb
 
-from pipelines import config
+from pipelines import config, publish
 from pipelines.catalog import apply_comments
-from pipelines.lake import FILE_MODE, DataDir, exclusive_lock, mkdir_private
+from pipelines.lake import DataDir, exclusive_lock
 from pipelines.models import Model, models
 from pipelines.objectstore import Remote
-from pipelines.warehouse.checks import forecast_problems
+from pipelines.warehouse.checks import violations
 from pipelines.warehouse.errors import BuildError, EmptyLakeError, FullBuildNeeded
 from pipelines.warehouse.incremental import (
     Provision,
@@ -175,28 +175,26 @@ def _verify(
         con, "select count(*) from (from lake_volume_snapshots limit 1)"
     ):  # an empty lake (a fleet with no volumes yet) builds an empty warehouse
         problems.append("volume_snapshots is empty")
-    # counted over a 64-bit hash of the key first (3x faster than over the key, the longest
-    # step of verifying a full build): a collision can only show a duplicate that is not one,
-    # so a count above zero is taken again over the key itself
-    bound = {"since": datetime.combine(since or EPOCH, datetime.min.time(), UTC)}
-    duplicates = 0
-    for key in ("hash(source, volume_id, snapshot_at)", "(source, volume_id, snapshot_at)"):
-        duplicates = scalar(
-            con,
-            f"select count(*) - count(distinct {key}) "
-            "from volume_snapshots where snapshot_at >= $since",
-            bound,
-        )
-        if not duplicates:
-            break
-    if duplicates:
-        problems.append(f"{duplicates} duplicate (source, volume_id, snapshot_at) rows")
+    since_at = datetime.combine(since or EPOCH, datetime.min.time(), UTC)
+    # a 64-bit hash of the key counted first (3x faster than grouping the key, the longest step
+    # of verifying a full build): a collision can only suggest a duplicate that is not one, so
+    # only then does the check's own query group the keys themselves
+    maybe_duplicated = scalar(
+        con,
+        "select count(*) - count(distinct hash(source, volume_id, snapshot_at)) "
+        "from volume_snapshots where snapshot_at >= $since",
+        {"since": since_at},
+    )
+    if maybe_duplicated and (
+        duplicated := violations(con, "unique_volume_snapshots", since=since_at).count
+    ):
+        problems.append(f"{duplicated} (source, volume_id, snapshot_at) keys stored twice")
     active = scalar(con, "select count(*) from volumes where is_active")
     if rows["quota_forecast"] != 2 * active:
         problems.append(f"quota_forecast has {rows['quota_forecast']} rows for {active} volumes")
     if rows["volume_risk"] != active:
         problems.append(f"volume_risk has {rows['volume_risk']} rows for {active} volumes")
-    if bad := forecast_problems(con):
+    if bad := violations(con, "forecast_sane").count:
         problems.append(f"{bad} quota_forecast rows fail sanity")
     if problems:
         raise BuildError("verification failed: " + "; ".join(problems))
@@ -318,7 +316,7 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
             },
         )
         try:
-            os.chmod(building, FILE_MODE)
+            os.chmod(building, publish.FILE_MODE)
             con.execute("set timezone = 'UTC'")
             con.execute("set enable_progress_bar = false")
             for schema in (STAGING_SCHEMA, BUILD_SCHEMA):
@@ -371,7 +369,7 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
             has_source = files_with_source(con, layout, manifest, known)
             link_lake(con, layout, manifest, has_source, links)
             timings["lake_links"] = round(time.perf_counter() - step, 3)
-            provision = Provision(con, layout, copy, horizon)
+            provision = Provision(con, layout, copy, horizon, bindings)
             for model in models().values():
                 if since is not None and model.append:
                     step = time.perf_counter()
@@ -426,7 +424,7 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
             )
             step = time.perf_counter()
             if plan.export_parquet:
-                mkdir_private(marts_dir)
+                publish.mkdir_private(marts_dir)
                 for name in EXPORTED_TABLES:
                     final = marts_dir / f"{name}.parquet"
                     temporary = marts_dir / f"{name}.parquet.{token}.tmp"
@@ -434,7 +432,6 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                         f'copy "{name}" to $path (format parquet, compression zstd)',
                         {"path": str(temporary)},
                     )
-                    os.chmod(temporary, FILE_MODE)
                     staged[name] = (temporary, final)
             timings["export"] = round(time.perf_counter() - step, 3)
             step = time.perf_counter()
@@ -452,9 +449,9 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                 remote.put(temporary, final)
             remote.put(building, published)  # last: the warehouse is the build's commit point
             timings["upload"] = round(time.perf_counter() - step, 3)
-        os.replace(building, published)
+        publish.publish(building, published)
         for temporary, final in staged.values():
-            os.replace(temporary, final)
+            publish.publish(temporary, final)
         for retired in RETIRED_EXPORTS:
             (marts_dir / retired).unlink(missing_ok=True)
         retire_links(layout.warehouse_links, token)

@@ -12,6 +12,7 @@ from typing import Any
 
 import duckdb
 
+from pipelines import replay
 from pipelines.lake import DataDir
 from pipelines.lake_types import LAKE_DUCKDB_TYPES
 from pipelines.models import Model, models
@@ -515,6 +516,8 @@ class Provision:
     layout: DataDir
     copy: Copy
     horizon: datetime
+    #: the build's model parameters (as_of, thresholds)
+    bindings: dict[str, Any]
 
 
 def _observations_before(p: Provision) -> None:
@@ -527,6 +530,16 @@ def _observation_steps(p: Provision) -> None:
     )
 
 
+def _volcap_replay(p: Provision) -> None:
+    replay.replay(
+        p.con,
+        models()["quota_forecast"],
+        p.bindings,
+        p.copy.since,
+        int(p.bindings["backtest_max_origins"]),
+    )
+
+
 def provider(source: str) -> Callable[[Provision], None] | None:
     """How the engine fills `source` (one of `models.SOURCES`) before the first model whose
     SQL runs reads it; None for the lake view, declared before any model runs."""
@@ -534,6 +547,8 @@ def provider(source: str) -> Callable[[Provision], None] | None:
         return _observations_before
     if source == STEPS_NAME:
         return _observation_steps
+    if source == "volcap_replay":
+        return _volcap_replay
     if source.startswith("previous_"):
         name = source.removeprefix("previous_")
         return lambda p: load_previous(p.con, p.layout, name)

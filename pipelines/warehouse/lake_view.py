@@ -12,8 +12,10 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.lake import FILE_MODE, DataDir, mkdir_private
+from pipelines.lake import DataDir
 from pipelines.lake_types import LAKE_DUCKDB_TYPES
+from pipelines.publish import FILE_MODE, mkdir_private
+from pipelines.sources import DEFAULT_SOURCE
 from pipelines.warehouse.errors import BuildError, EmptyLakeError
 from pipelines.warehouse.schema import EPOCH, STAGING_SCHEMA, sql_string
 
@@ -49,9 +51,10 @@ def _lake_file_groups(layout: DataDir, since: date = EPOCH) -> tuple[list[str], 
 
 
 def _lake_columns() -> str:
-    """The lake's columns cast to the contract's types (`source` defaults to 'default')."""
+    """The lake's columns cast to the contract's types (`source` defaults to the default
+    source's name, a literal: a view cannot take prepared parameters)."""
     return ",\n    ".join(
-        f"cast(coalesce({name}, 'default') as {duckdb_type}) as {name}"
+        f"cast(coalesce({name}, {sql_string(DEFAULT_SOURCE)}) as {duckdb_type}) as {name}"
         if name == "source"
         else f"cast({name} as {duckdb_type}) as {name}"
         for name, duckdb_type in LAKE_DUCKDB_TYPES.items()
@@ -77,7 +80,7 @@ def lake_select(files: str, *, deduplicate: bool) -> str:
     if deduplicate:
         select += (
             " qualify row_number() over ("
-            "partition by coalesce(source, 'default'), volume_id, snapshot_at"
+            f"partition by coalesce(source, {sql_string(DEFAULT_SOURCE)}), volume_id, snapshot_at"
             " order by observed_at desc nulls last) = 1"
         )
     return select

@@ -8,6 +8,7 @@ from statistics import NormalDist
 from typing import Any
 
 from pipelines import settings
+from pipelines.sources import DEFAULT_SOURCE
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class ForecastParams:
     break_min_days: float = settings.TREND_BREAK_MIN_DAYS
     backtest_slack_days: float = settings.BACKTEST_SLACK_DAYS
     history_every_build_days: int = settings.FORECAST_HISTORY_EVERY_BUILD_DAYS
+    backtest_max_origins: int = settings.BACKTEST_MAX_ORIGINS
+    calibration_days: int = settings.CALIBRATION_DAYS
+    calibration_min_scores: int = settings.CALIBRATION_MIN_SCORES
 
     def bindings(self, as_of: datetime, built_at: datetime) -> dict[str, Any]:
         """Every named parameter a model may use."""
@@ -38,11 +42,13 @@ class ForecastParams:
         return {
             "as_of": as_of,
             "built_at": built_at,
+            "default_source": DEFAULT_SOURCE,
             "critical_days": self.critical_days,
             "warning_days": self.warning_days,
             "stale_after": self.stale_after,
             "min_history_hours": self.min_history_hours,
             "min_observations": self.min_observations,
+            "interval_coverage": self.interval_coverage,
             "z_interval": normal.inv_cdf(0.5 + self.interval_coverage / 2),
             "z_trend": normal.inv_cdf(self.trend_confidence),
             "max_forecast_days": self.max_forecast_days,
@@ -55,6 +61,9 @@ class ForecastParams:
             "break_min_days": self.break_min_days,
             "backtest_slack_days": self.backtest_slack_days,
             "history_every_build_days": self.history_every_build_days,
+            "backtest_max_origins": self.backtest_max_origins,
+            "calibration_days": self.calibration_days,
+            "calibration_min_scores": self.calibration_min_scores,
         }
 
 

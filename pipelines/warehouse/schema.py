@@ -32,6 +32,7 @@ PUBLIC_TABLES: tuple[str, ...] = (
     "quota_events",
     "quota_forecast",
     "volume_risk",
+    "fleet_forecast",
     "quota_forecast_history",
     "forecast_backtest",
     "forecast_accuracy",

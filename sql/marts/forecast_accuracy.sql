@@ -23,7 +23,11 @@
 --   known_misses: censored forecasts already slack_days past their predicted date
 --   mae_days: mean absolute error in days, over scored forecasts
 --   median_ape: median absolute percentage error, over scored forecasts
---   coverage_80: share of scored forecasts whose fill fell in the 80% interval (`volcap` only)
+--   intervals_scored: calibrated 80% intervals whose outcome is known (`volcap` only): the
+--     late end has passed (an unbounded one: the early end), filled or not
+--   coverage_80: share of intervals_scored that held the fill (`volcap` only)
+--   coverage_80_uncalibrated: the same for the model's own intervals, published before
+--     forecast_calibration knew enough outcomes (a young lake)
 --   alert_precision: flagged within the bucket and filled within it plus slack_days, over
 --     flagged forecasts whose outcome is known
 --   alert_recall: filled within the bucket and flagged at that origin, over fills
@@ -63,7 +67,12 @@ errors as (
         avg(backtest.abs_error_days) as mae_days,
         median(backtest.abs_error_days / backtest.days_until_filled)
             filter (where backtest.days_until_filled > 0) as median_ape,
-        avg(cast(backtest.in_interval as double)) as coverage_80
+        count(backtest.in_interval) filter (where backtest.interval_calibrated)
+            as intervals_scored,
+        avg(cast(backtest.in_interval as double)) filter (where backtest.interval_calibrated)
+            as coverage_80,
+        avg(cast(backtest.in_interval as double)) filter (where not backtest.interval_calibrated)
+            as coverage_80_uncalibrated
     from backtest
     inner join horizons
         on backtest.days_to_full > horizons.above_days

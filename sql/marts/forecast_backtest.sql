@@ -4,14 +4,16 @@
 -- Methods: `predict_linear_6h` (a line over the last 6 hours, as the Kubernetes PVC-filling
 -- alerts do), `predict_linear_window` (a line over the last $window_days days), `naive_7d`
 -- (average growth of the last 7 days), all computed here from the reconciliations first seen
--- before the origin; and `volcap`, the production forecast as recorded by the last build before
--- the origin (quota_forecast_history, within a day of it).
+-- before the origin; and `volcap`, the production forecast (quota_forecast's SQL and
+-- parameters) replayed by the build engine at each origin on the data known before it
+-- (volcap_replay: each origin once, the latest settings.BACKTEST_MAX_ORIGINS kept).
 -- Realized: `filled_at` is the first snapshot at or after the origin whose usage reached its
 -- quota; `censored` when none did by the latest snapshot (then `days_until_filled` and
 -- `abs_error_days` are null: an unfilled volume has no error yet, only a lower bound).
 -- Origins are days with reconciliations of the series; a volume full at the origin is `full`.
 -- grain: (source, volume_id, resource, method, origin)
--- depends on: forecast_daily_sums, volume_daily, volume_snapshots, quota_forecast_history
+-- depends on: forecast_daily_sums, volume_daily, quota_fills, forecast_calibration, volcap_replay
+--   (source: kept by the build engine, pipelines/replay.py)
 -- parameters: $as_of, $window_days, $critical_days, $warning_days, $max_forecast_days
 -- columns:
 --   source: the fleet
@@ -24,14 +26,19 @@
 --   state: the predicted state, as in quota_forecast
 --   risk: the predicted risk: `critical`, `warning` or `ok`
 --   days_to_full: predicted days from the origin to full
---   days_to_full_low: early end of the 80% interval (`volcap` only)
---   days_to_full_high: late end of the 80% interval (`volcap` only)
+--   days_to_full_low: early end of the 80% interval, calibrated as at the origin (`volcap`
+--     only)
+--   days_to_full_high: late end of the 80% interval, calibrated as at the origin (`volcap`
+--     only); null when unbounded
 --   filled_at: the first snapshot at or after the origin whose usage reached its quota; null if
 --     none yet
 --   days_until_filled: days from the origin to filled_at; null when censored
 --   censored: not filled by the latest snapshot (no error yet, only a lower bound)
 --   abs_error_days: |days_to_full - days_until_filled|; null when censored
---   in_interval: the realized fill lies within the 80% interval (`volcap` only)
+--   in_interval: the realized fill lies within the 80% interval (`volcap` only); false too
+--     when not filled yet but already past the interval's late end; null while unknown
+--   interval_calibrated: the interval was calibrated at the origin (forecast_calibration
+--     knew enough outcomes); false: the model's own interval (a young lake), null: no interval
 --   as_of: the build's as_of: the latest snapshot_at in the lake
 with
 
@@ -132,7 +139,8 @@ baseline_forecasts as (
             )
         end as days_point,
         cast(null as double) as days_to_full_low,
-        cast(null as double) as days_to_full_high
+        cast(null as double) as days_to_full_high,
+        cast(null as boolean) as interval_calibrated
     -- a slope within float noise of zero is zero: sums over x in days since 2020 cancel to
     -- about 1e-11 of the level, so an incremental and a full build could otherwise call the
     -- same flat series `flat` and `shrinking`
@@ -145,32 +153,52 @@ baseline_forecasts as (
     )
 ),
 
-origins as (
-    select distinct source, volume_id, resource, origin from baseline_forecasts
-),
-
 volcap_forecasts as (
-    -- the production forecast of the last build within a day before the origin
+    -- the production forecast replayed at the origin on the data known before it (kept by the
+    -- build engine, pipelines/replay.py), its interval calibrated as it would have been
+    -- published then (forecast_calibration at the origin)
     select
-        origins.source,
-        origins.volume_id,
-        origins.resource,
+        replay.source,
+        replay.volume_id,
+        replay.resource,
         'volcap' as method,
-        origins.origin,
-        history.state,
-        history.days_to_full
-            + (epoch(history.as_of) - epoch(origins.origin)) / 86400.0 as days_point,
-        history.days_to_full_low
-            + (epoch(history.as_of) - epoch(origins.origin)) / 86400.0 as days_to_full_low,
-        history.days_to_full_high
-            + (epoch(history.as_of) - epoch(origins.origin)) / 86400.0 as days_to_full_high
-    from origins
-    asof inner join quota_forecast_history as history
-        on origins.source = history.source
-        and origins.volume_id = history.volume_id
-        and origins.resource = history.resource
-        and origins.origin >= history.as_of
-    where origins.origin - history.as_of < interval 1 day
+        replay.origin,
+        replay.state,
+        replay.days_to_full as days_point,
+        -- each end moved out by its margin times the predicted days (forecast_calibration);
+        -- greatest() skips nulls, so an unbounded end is kept null explicitly
+        case
+            when replay.state = 'full' or replay.days_to_full_low is null
+                then replay.days_to_full_low
+            else least(
+                replay.days_to_full_low - coalesce(calibration.margin_low, 0.0)
+                    * greatest(replay.days_to_full, 1 / 24),
+                replay.days_to_full
+            )
+        end as days_to_full_low,
+        case
+            when replay.state = 'full' or replay.days_to_full_high is null
+                then replay.days_to_full_high
+            when calibration.late_unbounded then null
+            else greatest(
+                replay.days_to_full_high + coalesce(calibration.margin_high, 0.0)
+                    * greatest(replay.days_to_full, 1 / 24),
+                replay.days_to_full
+            )
+        end as days_to_full_high,
+        case when replay.days_to_full_low is not null
+            then coalesce(calibration.calibrated_from <> 'none', false)
+        end as interval_calibrated
+    from volcap_replay as replay
+    left join forecast_calibration as calibration
+        on replay.source = calibration.source
+        and replay.origin = calibration.calibrated_at
+        and (
+            replay.days_to_full > calibration.above_days
+            and (calibration.up_to_days is null or replay.days_to_full <= calibration.up_to_days)
+            or (calibration.above_days = 0 and replay.days_to_full = 0)
+        )
+    where replay.origin <= $as_of
 ),
 
 forecasts as (
@@ -179,23 +207,12 @@ forecasts as (
     select * from volcap_forecasts
 ),
 
-fills as (
-    -- snapshots at which usage had reached the quota then in force
-    select source, volume_id, 'bytes' as resource, snapshot_at
-    from volume_snapshots
-    where used_bytes >= max_size_bytes and snapshot_at <= $as_of
-    union all
-    select source, volume_id, 'inodes', snapshot_at
-    from volume_snapshots
-    where inode_count >= max_file_count and snapshot_at <= $as_of
-),
-
 realized as (
     select
         forecasts.*,
         fills.snapshot_at as filled_at
     from forecasts
-    asof left join fills
+    asof left join quota_fills as fills
         on forecasts.source = fills.source
         and forecasts.volume_id = fills.volume_id
         and forecasts.resource = fills.resource
@@ -228,11 +245,20 @@ final as (
             greatest(days_point, 0.0) - (epoch(filled_at) - epoch(origin)) / 86400.0
         ) end as abs_error_days,
         case
-            when days_to_full_low is not null and filled_at is not null
-                then (epoch(filled_at) - epoch(origin)) / 86400.0
+            -- known once the late end has passed (an unbounded one: the early end), whether
+            -- or not the volume filled earlier: scoring early fills before slow ones could
+            -- come true would favour the early ones
+            when days_to_full_low is null then null
+            when (epoch($as_of) - epoch(origin)) / 86400.0
+                < coalesce(days_to_full_high, greatest(days_to_full_low, 0.0)) then null
+            else coalesce(
+                (epoch(filled_at) - epoch(origin)) / 86400.0
                     between greatest(days_to_full_low, 0.0)
-                    and coalesce(days_to_full_high, 'infinity'::double)
+                    and coalesce(days_to_full_high, 'infinity'::double),
+                days_to_full_high is null
+            )
         end as in_interval,
+        interval_calibrated,
         $as_of as as_of
     from realized
     where origin <= $as_of

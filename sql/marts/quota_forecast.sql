@@ -4,8 +4,10 @@
 -- window, as daily means once the fit spans a week; the trend must be significant to count.
 -- A change of growth rate since then (the best broken line, when it explains enough of the
 -- line's residuals) restarts the fit at the break: the current regime, not an average of two.
+-- The model's 80% interval is then calibrated on the backtest's outcomes: each end moved by
+-- the margins forecast_calibration found at the latest origin for the forecast's horizon bucket.
 -- grain: (source, volume_id, resource) for volumes in their source's latest snapshot
--- depends on: volumes, volume_observations
+-- depends on: volumes, volume_observations, forecast_calibration
 -- parameters: $as_of, $window_days, $daily_fit_days, $shift_min_share, $shift_min_steps,
 --   $break_min_gain, $break_min_points, $break_min_days,
 --   $z_interval, $z_trend, $min_history_hours, $min_observations, $stale_after,
@@ -23,11 +25,14 @@
 --   growth_per_day_high: upper bound of the trend's 80% interval
 --   trend_break: true when the fit starts at a change of growth rate (not a level shift)
 --   growth_per_day_before: the growth rate before that change; null without a break
+--   interval_calibrated: the 80% interval is calibrated on the backtest's known outcomes
+--     (forecast_calibration); false: the model's own interval (too few outcomes known yet)
 --   days_to_full: days until the trend meets the current quota; null when not filling
 --   full_at: as_of + days_to_full
---   days_to_full_low: earliest fill in the 80% interval (from growth_per_day_high)
---   days_to_full_high: latest fill in the 80% interval; null when the growth's lower bound is
---     not positive
+--   days_to_full_low: earliest fill in the 80% interval (from growth_per_day_high, calibrated)
+--   days_to_full_high: latest fill in the 80% interval (calibrated); null when unbounded: the
+--     growth's lower bound is not positive, or the backtest found no finite late end that
+--     holds 90% of fills
 --   state: `filling`, `flat`, `shrinking`, `full`, `unbounded`, `insufficient_history` or
 --     `stale`
 --   risk: `critical` (full within 7 days), `warning` (within 30 days) or `ok`
@@ -638,8 +643,12 @@ final as (
         case when days_point <= $max_forecast_days
             then $as_of + to_microseconds(cast(days_point * 86400e6 as bigint))
         end as full_at,
-        case when days_low <= $max_forecast_days then days_low end as days_to_full_low,
-        case when days_high <= $max_forecast_days then days_high end as days_to_full_high,
+        -- the interval calibrated on the backtest (forecast_calibration, README "Forecasting
+        -- method"): each end moved out by its margin times the predicted days
+        case when calibrated_low <= $max_forecast_days then calibrated_low end
+            as days_to_full_low,
+        case when calibrated_high <= $max_forecast_days then calibrated_high end
+            as days_to_full_high,
         -- a significant but immaterial rise (full beyond the horizon) is no real trend
         case
             when state = 'filling' and (days_point is null or days_point > $max_forecast_days)
@@ -660,8 +669,50 @@ final as (
         case when state not in ('insufficient_history') then slope_high end
             as growth_per_day_high,
         trend_break,
-        case when trend_break then growth_before end as growth_per_day_before
+        case when trend_break then growth_before end as growth_per_day_before,
+        coalesce(calibrated_from, 'none') <> 'none' and days_low is not null
+            as interval_calibrated
     from days
+    left join (
+        select
+            source as calibration_source,
+            above_days,
+            up_to_days,
+            calibrated_from,
+            -- greatest() and least() skip nulls: an unbounded end stays null explicitly
+            case when calibrated_from <> 'none' then margin_low else 0.0 end as margin_low,
+            case when calibrated_from <> 'none' then margin_high else 0.0 end as margin_high,
+            late_unbounded and calibrated_from <> 'none' as late_unbounded
+        from forecast_calibration
+        -- the latest origin's: outcomes known by the start of the day
+        qualify calibrated_at = max(calibrated_at) over (partition by source)
+    ) as calibration
+        on days.source = calibration.calibration_source
+        and (
+            days.days_point > calibration.above_days
+            and (calibration.up_to_days is null or days.days_point <= calibration.up_to_days)
+            or (calibration.above_days = 0 and days.days_point = 0)
+        )
+    cross join lateral (
+        select
+            case
+                when days.state = 'full' or days.days_low is null then days.days_low
+                else greatest(least(
+                    days.days_low
+                        - coalesce(calibration.margin_low, 0.0) * greatest(days.days_point, 1 / 24),
+                    days.days_point
+                ), 0.0)
+            end as calibrated_low,
+            case
+                when days.state = 'full' or days.days_high is null then days.days_high
+                when calibration.late_unbounded then null
+                else greatest(
+                    days.days_high
+                        + coalesce(calibration.margin_high, 0.0) * greatest(days.days_point, 1 / 24),
+                    days.days_point
+                )
+            end as calibrated_high
+    )
 )
 
 select * from final

@@ -6,7 +6,7 @@
 -- grain: (as_of, source, volume_id, resource)
 -- depends on: quota_forecast, previous_quota_forecast_history (source: the previous warehouse's
 --   history, provided by the build engine; empty on the first build)
--- parameters: $as_of, $built_at, $history_every_build_days
+-- parameters: $as_of, $built_at, $history_every_build_days, $default_source
 -- incremental: append (an incremental build keeps the table, drops this as_of's rows and the
 --   older builds the model would not keep, and appends this build's rows)
 -- columns: those of quota_forecast (as forecast by the build), and:
@@ -33,7 +33,7 @@ combined as (
 
 final as (
     -- history kept from before sources existed has no source: it is the default source's
-    select * replace (coalesce(source, 'default') as source) from combined
+    select * replace (coalesce(source, $default_source) as source) from combined
 )
 
 select * from final

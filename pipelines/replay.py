@@ -1,0 +1,167 @@
+"""The production forecast replayed at past origins: for each day's origin (00:00 UTC), the
+`quota_forecast` model's own SQL and parameters run on only what the lake knew before it.
+
+The build engine keeps the result in `staging.volcap_replay` (forecast_backtest's `volcap`
+rows): each origin is computed once and kept, so an hourly build replays only the origins
+whose inputs changed (none, or today's) instead of the whole history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from pipelines.models import Model
+
+#: the engine-kept relation forecast_backtest reads (a source, in the staging schema)
+REPLAY_NAME = "volcap_replay"
+REPLAY_TABLE = f"staging.{REPLAY_NAME}"
+
+_COLUMNS = """
+    source varchar, volume_id varchar, resource varchar, origin timestamptz, state varchar,
+    days_to_full double, days_to_full_low double, days_to_full_high double, fingerprint varchar
+"""
+
+#: What `volumes` was at the origin: each volume in its source's last snapshot before the
+#: origin (those live in the day before it: the lake's day folder prunes the read to it). Only
+#: the columns the forecast reads.
+_VOLUMES_AT = """
+    create or replace temp table replay_volumes as
+    select
+        source, volume_id, used_bytes, inode_count, max_size_bytes, max_file_count,
+        last_reconciled_at, true as is_active
+    from staging.lake_volume_snapshots
+    where snapshot_date = cast($origin as date) - 1 and snapshot_at < $origin
+    qualify snapshot_at = max(snapshot_at) over (partition by source)
+"""
+
+#: What `volume_observation_steps` was at the origin: the reconciliations first seen before
+#: it, from a day before its forecast window, each beside the one before it.
+_STEPS_AT = """
+    create or replace temp table replay_steps as
+    select
+        source, volume_id, reconciled_at, used_bytes, inode_count,
+        lag(reconciled_at) over w as previous_reconciled_at,
+        lag(used_bytes) over w as used_bytes_previous,
+        lag(inode_count) over w as inode_count_previous
+    from volume_observations
+    where first_seen_at < $origin and reconciled_at >= $horizon
+    window w as (partition by source, volume_id order by reconciled_at)
+"""
+
+#: No calibration at an origin: the replay records the model's own interval, which
+#: forecast_calibration then calibrates from these very replays.
+_NO_CALIBRATION = """
+    create or replace temp table replay_calibration (
+        source varchar, calibrated_at timestamptz, horizon varchar, above_days double,
+        up_to_days double, calibrated_from varchar, margin_low double, margin_high double,
+        late_unbounded boolean
+    )
+"""
+
+#: the relations the forecast reads, and what stands in for them at an origin
+_STAND_INS = {
+    "volumes": "replay_volumes",
+    "volume_observation_steps": "replay_steps",
+    "forecast_calibration": "replay_calibration",
+}
+
+
+def origins(con: duckdb.DuckDBPyConnection, as_of: datetime, max_origins: int) -> list[datetime]:
+    """The origins the backtest scores: 00:00 UTC after each day with reconciliations first
+    seen, up to as_of (as forecast_backtest's baselines), the latest `max_origins` of them."""
+    rows = con.execute(
+        """
+        select distinct cast(cast(first_seen_at as date) + 1 as timestamptz) as origin
+        from volume_observations
+        where first_seen_at < cast(cast($as_of as date) as timestamptz)
+        order by origin desc
+        limit $limit
+        """,
+        {"as_of": as_of, "limit": max_origins},
+    ).fetchall()
+    return sorted(row[0].astimezone(UTC) for row in rows)
+
+
+def _fingerprint(model: Model, bindings: dict[str, Any]) -> str:
+    """The forecast's SQL and every parameter it binds but the instant: what a kept replay
+    must have been made with."""
+    bound = sorted((name, repr(bindings[name])) for name in model.parameters if name != "as_of")
+    return hashlib.sha256(repr((model.sql, bound)).encode()).hexdigest()
+
+
+def _body(model: Model) -> str:
+    body = model.sql.strip().rstrip(";")
+    for relation, stand_in in _STAND_INS.items():
+        body = re.sub(rf"\b(from|join)\s+{relation}\b", rf"\1 {stand_in}", body)
+    return body
+
+
+def replay(
+    con: duckdb.DuckDBPyConnection,
+    model: Model,
+    bindings: dict[str, Any],
+    since: date | None,
+    max_origins: int,
+) -> int:
+    """Bring the replay table up to date: drop origins outside the kept ones or whose inputs
+    changed (from `since` on; all of them when None), then replay each missing origin with
+    `model` (quota_forecast) bound as a build at that instant would bind it. Returns the
+    number of origins replayed."""
+    fingerprint = _fingerprint(model, bindings)
+    columns = {
+        row[0]
+        for row in con.execute(
+            "select column_name from duckdb_columns() where database_name = current_database() "
+            "and schema_name = 'staging' and table_name = ?",
+            [REPLAY_NAME],
+        ).fetchall()
+    }
+    if since is None or "fingerprint" not in columns:
+        con.execute(f"create or replace table {REPLAY_TABLE} ({_COLUMNS})")
+    else:
+        # replays made with other SQL or parameters are not this forecast's
+        con.execute(
+            f"delete from {REPLAY_TABLE} where fingerprint is distinct from $f", {"f": fingerprint}
+        )
+        # an origin reads the days before it: those from `since` on may have changed
+        changed = datetime.combine(since, datetime.min.time(), UTC)
+        con.execute(f"delete from {REPLAY_TABLE} where origin > $changed", {"changed": changed})
+    wanted = origins(con, bindings["as_of"], max_origins)
+    if wanted:
+        con.execute(f"delete from {REPLAY_TABLE} where origin < $first", {"first": wanted[0]})
+    kept = {
+        row[0].astimezone(UTC)
+        for row in con.execute(f"select distinct origin from {REPLAY_TABLE}").fetchall()
+    }
+    body = _body(model)
+    con.execute(_NO_CALIBRATION)
+    window = timedelta(days=int(bindings["window_days"]) + 1)
+    done = 0
+    for origin in wanted:
+        if origin in kept:
+            continue
+        con.execute(_VOLUMES_AT, {"origin": origin})
+        con.execute(_STEPS_AT, {"origin": origin, "horizon": origin - window})
+        at_origin = {**bindings, "as_of": origin}
+        con.execute(
+            f"""
+            insert into {REPLAY_TABLE}
+            select source, volume_id, resource, as_of as origin, state, days_to_full,
+                days_to_full_low, days_to_full_high, $replay_fingerprint
+            from ({body})
+            """,
+            {
+                **{name: at_origin[name] for name in model.parameters},
+                "replay_fingerprint": fingerprint,
+            },
+        )
+        done += 1
+    con.execute("drop table if exists replay_volumes")
+    con.execute("drop table if exists replay_steps")
+    con.execute("drop table if exists replay_calibration")
+    return done

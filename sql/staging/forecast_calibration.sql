@@ -1,0 +1,233 @@
+-- How far each end of the production forecast's 80% interval must move to hold 80% of what
+-- happened: split-conformal margins per source and horizon bucket of the predicted days to
+-- full, as known at each backtest origin (00:00 UTC of a day): the backtest scores each
+-- origin's interval as it would have been published then, and quota_forecast uses the
+-- latest origin's (today's 00:00: outcomes known by the day's start).
+-- Evidence: the volcap forecasts replayed at the origins of the $calibration_days days before
+-- the instant (volcap_replay: the model's own interval), beside their fills (quota_fills).
+-- Censoring: a margin m moves the late end to high + m x predicted days; it is judged on the
+-- forecasts whose moved end had passed by the instant, filled or not, so a slow fill is never
+-- left out for being slow (judging fills as they come would favour early ones). The late
+-- end takes the smallest margin (0 to 20 predicted days: calibration only widens, since
+-- narrowing to suit the fleet's imprecise forecasts would cut its precise ones) leaving at
+-- most 10% of its known outcomes late, or is unbounded when none does; the early end then the smallest
+-- margin keeping all misses within 20%. A bucket needs $calibration_min_scores outcomes
+-- known at margin 0 for margins of its own; else its source's over all buckets; else the
+-- model's interval stands (calibrated_from `none`).
+-- grain: (source, calibrated_at, horizon)
+-- depends on: volcap_replay (source: kept by the build engine, pipelines/replay.py),
+--   quota_fills
+-- parameters: $as_of, $calibration_days, $calibration_min_scores
+-- columns:
+--   source: the fleet
+--   calibrated_at: the backtest origin the margins hold for (00:00 UTC of a day)
+--   horizon: bucket of the predicted time to full: `≤ 7 d`, `≤ 30 d` or `> 30 d` (as in
+--     forecast_accuracy)
+--   above_days: the bucket holds predicted days to full above this...
+--   up_to_days: ...and up to this (null: no upper end)
+--   scores: the bucket's forecasts whose model late end had passed by calibrated_at
+--   calibrated_from: `bucket` (its own outcomes), `pooled` (its source's over all buckets)
+--     or `none` (too few known: the model's interval stands)
+--   margin_low: the early end moves earlier by this many times the predicted days
+--   margin_high: the late end moves later by this many times the predicted days; null when
+--     unbounded
+--   late_unbounded: no margin held 90% of the known outcomes: the late end is unbounded
+with
+
+horizons as (
+    select * from (
+        values ('≤ 7 d', 0.0, 7.0), ('≤ 30 d', 7.0, 30.0), ('> 30 d', 30.0, null)
+    ) as horizons (horizon, above_days, up_to_days)
+),
+
+forecasts as (
+    -- the model's own forecasts of a fill (already full at the origin: nothing to forecast)
+    select *
+    from volcap_replay
+    where state <> 'full' and days_to_full is not null and origin <= $as_of
+),
+
+realized as (
+    select
+        forecasts.*,
+        fills.snapshot_at as filled_at
+    from forecasts
+    asof left join quota_fills as fills
+        on forecasts.source = fills.source
+        and forecasts.volume_id = fills.volume_id
+        and forecasts.resource = fills.resource
+        and forecasts.origin <= fills.snapshot_at
+),
+
+instants as (
+    select distinct source, origin as calibrated_at
+    from volcap_replay
+    where origin <= $as_of
+),
+
+known as (
+    -- each forecast beside each later instant within $calibration_days, with the fill if it
+    -- came before the instant and the days elapsed by then
+    select
+        instants.calibrated_at,
+        realized.source,
+        horizons.horizon,
+        realized.days_to_full as predicted,
+        realized.days_to_full_low as low,
+        realized.days_to_full_high as high,
+        case when realized.filled_at < instants.calibrated_at
+            then (epoch(realized.filled_at) - epoch(realized.origin)) / 86400.0
+        end as filled_days,
+        (epoch(instants.calibrated_at) - epoch(realized.origin)) / 86400.0 as elapsed
+    from instants
+    inner join realized
+        on instants.source = realized.source
+        and realized.origin < instants.calibrated_at
+        and realized.origin >= instants.calibrated_at - to_days(cast($calibration_days as integer))
+    inner join horizons
+        on realized.days_to_full > horizons.above_days
+        and (horizons.up_to_days is null or realized.days_to_full <= horizons.up_to_days)
+        or (horizons.above_days = 0 and realized.days_to_full = 0)
+),
+
+margins as (
+    select unnest(generate_series(0, 40)) / 10.0 as margin
+    union all
+    select unnest(generate_series(9, 40)) / 2.0
+),
+
+moved as (
+    -- each candidate margin's ends, moved out by margin x the predicted days (at least an hour)
+    select
+        known.*,
+        margins.margin,
+        known.low - margins.margin * greatest(known.predicted, 1 / 24) as moved_low,
+        known.high + margins.margin * greatest(known.predicted, 1 / 24) as moved_high
+    from known
+    cross join margins
+),
+
+trials as (
+    -- each candidate margin against the forecasts whose moved end has passed by the instant:
+    -- their side of it is known. The choice never looks at the outcome (a fill that came early
+    -- does not count before a slow one could), so slow fills are not under-counted
+    select
+        calibrated_at,
+        source,
+        horizon,
+        margin,
+        count(*) filter (where elapsed >= moved_high) as late_known,
+        count(*) filter (
+            where elapsed >= moved_high and coalesce(filled_days, 'infinity'::double) > moved_high
+        ) as late,
+        count(*) filter (where elapsed >= moved_low) as early_known,
+        count(*) filter (where filled_days < moved_low) as early
+    from moved
+    group by all
+),
+
+bucket_trials as (
+    -- each bucket's trials, and the source's over all its buckets (horizon `*`)
+    select
+        calibrated_at,
+        source,
+        coalesce(horizon, '*') as horizon,
+        margin,
+        sum(late_known) as late_known,
+        sum(late) as late,
+        sum(early_known) as early_known,
+        sum(early) as early
+    from trials
+    group by grouping sets ((calibrated_at, source, horizon, margin), (calibrated_at, source, margin))
+),
+
+late_ends as (
+    -- the late end first: the smallest margin leaving at most 10% of the known outcomes past
+    -- it; when even the widest leaves more, the late end is unbounded
+    select
+        calibrated_at,
+        source,
+        horizon,
+        coalesce(max(late_known) filter (where margin = 0), 0) as scores,
+        min(margin) filter (
+            where late_known >= $calibration_min_scores and late <= 0.1 * late_known
+        ) as margin_high
+    from bucket_trials
+    group by calibrated_at, source, horizon
+),
+
+late_shares as (
+    select
+        late_ends.*,
+        late_ends.scores >= $calibration_min_scores as evidence,
+        coalesce(trials.late / nullif(trials.late_known, 0), 0.0) as late_share
+    from late_ends
+    left join bucket_trials as trials
+        on late_ends.calibrated_at = trials.calibrated_at
+        and late_ends.source = trials.source
+        and late_ends.horizon = trials.horizon
+        and late_ends.margin_high = trials.margin
+),
+
+sides as (
+    -- then the early end: the smallest margin keeping all misses within 20%
+    select
+        late_shares.calibrated_at,
+        late_shares.source,
+        late_shares.horizon,
+        late_shares.scores,
+        late_shares.evidence,
+        late_shares.margin_high,
+        coalesce(min(trials.margin) filter (
+            where trials.early_known >= $calibration_min_scores
+                and trials.early <= (0.2 - late_shares.late_share) * trials.early_known
+        ), max(trials.margin)) as margin_low
+    from late_shares
+    inner join bucket_trials as trials
+        on late_shares.calibrated_at = trials.calibrated_at
+        and late_shares.source = trials.source
+        and late_shares.horizon = trials.horizon
+    group by all
+),
+
+final as (
+    select
+        instants.source,
+        instants.calibrated_at,
+        horizons.horizon,
+        horizons.above_days,
+        horizons.up_to_days,
+        coalesce(own.scores, 0) as scores,
+        case
+            when own.evidence then 'bucket'
+            when pooled.evidence then 'pooled'
+            else 'none'
+        end as calibrated_from,
+        case
+            when own.evidence then own.margin_low
+            when pooled.evidence then pooled.margin_low
+            else 0.0
+        end as margin_low,
+        case
+            when own.evidence then own.margin_high
+            when pooled.evidence then pooled.margin_high
+            else 0.0
+        end as margin_high,
+        case
+            when own.evidence then own.margin_high is null
+            when pooled.evidence then pooled.margin_high is null
+            else false
+        end as late_unbounded
+    from instants
+    cross join horizons
+    left join sides as own
+        on instants.source = own.source
+        and instants.calibrated_at = own.calibrated_at
+        and horizons.horizon = own.horizon
+    left join sides as pooled
+        on instants.source = pooled.source
+        and instants.calibrated_at = pooled.calibrated_at
+        and pooled.horizon = '*'
+)
+
+select * from final
