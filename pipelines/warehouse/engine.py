@@ -27,7 +27,6 @@ from pipelines.warehouse.incremental import (
     Provision,
     append,
     first_changed_day,
-    keep_observations,
     provider,
     read_copy,
     replace_from,
@@ -390,9 +389,9 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                     run_model(con, model, bindings)
                 timings[model.name] = round(time.perf_counter() - step, 3)
                 spilled = max(spilled, _spill_size(spill))
-            step = time.perf_counter()
-            keep_observations(con, since, kept)
-            timings["keep_observations"] = round(time.perf_counter() - step, 3)
+            # keep_observations(con, since, kept) stays off: pipelines/replay.py replays past
+            # origins (forecast_calibration) from volume_observations over the whole history,
+            # so dropping older reconciliations would change what an incremental build replays
             rows = {
                 name: int(scalar(con, f'select count(*) from "{name}"'))
                 for name, model in models().items()

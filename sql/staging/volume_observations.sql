@@ -1,8 +1,5 @@
 -- One row per volume per reconciliation: usage is measured at last_reconciled_at, so a value
 -- seen again in later snapshots with the same reconciliation time is one observation, not two.
--- Kept from a day before the longest window a model reads it over (31 days before as_of's day)
--- and while seen since: each build drops older reconciliations (pipelines/warehouse/
--- incremental.py `keep_observations`), so the hourly history is not copied into every build.
 -- grain: (source, volume_id, reconciled_at)
 -- depends on: volume_snapshots, volume_observations_before (source: what an incremental build
 --   keeps of the reconciliations it rebuilds, their snapshots before $since; empty in a full
