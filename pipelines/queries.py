@@ -20,6 +20,8 @@ from pipelines.models import SQL_DIR, parameters_of
 
 #: The report's queries (the HTML report and the demo's terminal summary).
 REPORT = "report"
+#: The data-quality checks' queries: the rows that break check <name> (pipelines/warehouse/checks.py).
+CHECKS = "checks"
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _DECLARED = re.compile(r"^--\s*parameters:(.*)$", re.MULTILINE)

@@ -14,7 +14,6 @@ from pipelines.sources import DEFAULT_SOURCE
 from pipelines.warehouse import connect_published
 
 #: the data-quality checks' queries (sql/checks/), one of which the freshness table shows
-CHECKS = "checks"
 REPORTS_DIR = "reports"
 REPORT_FILE = "capacity.html"
 CHART_FILE = "fleet_capacity.svg"
@@ -221,7 +220,7 @@ def load(
         cadence = timedelta(minutes=cadence_minutes)
         history = as_of - (span["first_snapshot"] or as_of) + cadence
         missing = queries.rows(
-            con, CHECKS, "no_missing_snapshots", cadence=cadence_minutes, window=history
+            con, queries.CHECKS, "no_missing_snapshots", cadence=cadence_minutes, window=history
         )
         stale = read("stale_forecasts")
         sources = [row["source"] for row in read("sources")]

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
 import duckdb
 
-from pipelines import settings
+from pipelines import queries, settings
 from pipelines.models import SQL_DIR
 from pipelines.warehouse.schema import EPOCH, INFO_TABLE, scalar
 
 #: `sql/checks/<name>.sql`: one query per check, named as the Dagster asset check.
-CHECKS_DIR = SQL_DIR / "checks"
+CHECKS_DIR = SQL_DIR / queries.CHECKS
 #: How many violating rows a check's metadata shows.
 SHOWN = 3
 #: Why a check has nothing to look at in a warehouse built from empty snapshots.
@@ -48,10 +47,9 @@ def _text(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-@cache
 def check_sql(name: str) -> str:
-    """Check `name`'s query (cached: the files do not change while the process runs)."""
-    return (CHECKS_DIR / f"{name}.sql").read_text().strip().rstrip(";")
+    """Check `name`'s query, loaded like every named query (header and parameters checked)."""
+    return queries.queries(queries.CHECKS)[name].sql.strip()
 
 
 def violations(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> Violations:
