@@ -463,27 +463,30 @@ def _risk_head(data: ReportData, *, days: bool) -> str:
     )
 
 
-def _full_table(data: ReportData) -> str:
-    if not data.full:
-        return '<p id="already-full-empty">No volume is at or over a quota.</p>'
+def _risk_table(
+    data: ReportData, rows: list[dict[str, Any]], name: str, empty: str, *, days: bool
+) -> str:
+    """A list of volume_risk rows (`name`-table), or the sentence saying it is empty."""
+    if not rows:
+        return f'<p id="{name}-empty">{empty}</p>'
     return (
-        '<table id="already-full-table">'
-        + _risk_head(data, days=False)
+        f'<table id="{name}-table">'
+        + _risk_head(data, days=days)
         + "<tbody>"
-        + _risk_rows(data, data.full, days=False)
+        + _risk_rows(data, rows, days=days)
         + "</tbody></table>"
     )
 
 
+def _full_table(data: ReportData) -> str:
+    return _risk_table(
+        data, data.full, "already-full", "No volume is at or over a quota.", days=False
+    )
+
+
 def _at_risk_table(data: ReportData) -> str:
-    if not data.at_risk:
-        return '<p id="at-risk-empty">No volume is expected to fill within 30 days.</p>'
-    return (
-        '<table id="at-risk-table">'
-        + _risk_head(data, days=True)
-        + "<tbody>"
-        + _risk_rows(data, data.at_risk, days=True)
-        + "</tbody></table>"
+    return _risk_table(
+        data, data.at_risk, "at-risk", "No volume is expected to fill within 30 days.", days=True
     )
 
 
