@@ -71,18 +71,27 @@ _STAND_INS = {
 }
 
 
-def origins(con: duckdb.DuckDBPyConnection, as_of: datetime, max_origins: int) -> list[datetime]:
-    """The origins the backtest scores: 00:00 UTC after each day with reconciliations first
-    seen, up to as_of (as forecast_backtest's baselines), the latest `max_origins` of them."""
+def origins(
+    con: duckdb.DuckDBPyConnection, as_of: datetime, max_origins: int, lookback_days: int
+) -> list[datetime]:
+    """The origins replayed: 00:00 UTC after each day with reconciliations first seen, up to
+    as_of; the latest `max_origins` of them (backtest_origins: those the backtest scores), and
+    those of the `lookback_days` days before the first (forecast_calibration's evidence for
+    it)."""
     rows = con.execute(
         """
-        select distinct cast(cast(first_seen_at as date) + 1 as timestamptz) as origin
-        from volume_observations
-        where first_seen_at < cast(cast($as_of as date) as timestamptz)
-        order by origin desc
-        limit $limit
+        with days as (
+            select distinct cast(cast(first_seen_at as date) + 1 as timestamptz) as origin
+            from volume_observations
+            where first_seen_at < cast(cast($as_of as date) as timestamptz)
+        ),
+        scored as (
+            select origin from days order by origin desc limit $limit
+        )
+        select origin from days
+        where origin >= (select min(origin) from scored) - to_days(cast($lookback as integer))
         """,
-        {"as_of": as_of, "limit": max_origins},
+        {"as_of": as_of, "limit": max_origins, "lookback": lookback_days},
     ).fetchall()
     return sorted(row[0].astimezone(UTC) for row in rows)
 
@@ -107,6 +116,7 @@ def replay(
     bindings: dict[str, Any],
     since: date | None,
     max_origins: int,
+    lookback_days: int,
 ) -> int:
     """Bring the replay table up to date: drop origins outside the kept ones or whose inputs
     changed (from `since` on; all of them when None), then replay each missing origin with
@@ -131,7 +141,7 @@ def replay(
         # an origin reads the days before it: those from `since` on may have changed
         changed = datetime.combine(since, datetime.min.time(), UTC)
         con.execute(f"delete from {REPLAY_TABLE} where origin > $changed", {"changed": changed})
-    wanted = origins(con, bindings["as_of"], max_origins)
+    wanted = origins(con, bindings["as_of"], max_origins, lookback_days)
     if wanted:
         con.execute(f"delete from {REPLAY_TABLE} where origin < $first", {"first": wanted[0]})
     kept = {

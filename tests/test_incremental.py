@@ -22,6 +22,7 @@ from pipelines.assets.marts import MART_ASSETS
 from pipelines.compaction import compact_day
 from pipelines.lake import DataDir
 from pipelines.models import models
+from pipelines.replay import REPLAY_NAME
 from pipelines.resources import WarehouseResource
 from pipelines.warehouse import (
     INFO_TABLE,
@@ -35,8 +36,8 @@ from tests.lakegen import END, GIB, Volume, linear, noisy, snapshots, weekly, wr
 
 HOURS = 24 * 4  # four days ending at END (12:00)
 START = END - timedelta(hours=HOURS - 1)
-#: every model (the public tables and the staging ones) and the steps the engine keeps
-TABLES = (*models(), STEPS_NAME)
+#: every model (the public tables and the staging ones) and what the engine keeps
+TABLES = (*models(), STEPS_NAME, REPLAY_NAME)
 
 
 def fleet() -> list[Volume]:
@@ -330,3 +331,61 @@ def test_observations_outside_every_window_leave_both_builds_alike(tmp_path):
         ).fetchone()
     assert first_seen < END - timedelta(days=30)  # the stalled volume's one reconciliation
     assert last_seen == midnight - timedelta(hours=1)
+
+
+def test_origins_leave_the_backtest_window_and_a_later_fill_scores_kept_origins(tmp_path):
+    """The backtest scores the latest backtest_max_origins origins (the replay also keeps the
+    calibration_days before them): an hourly build computes only the new day's origin, a fill
+    that comes later is scored on the forecasts kept from earlier builds, and the origin that
+    left the window is dropped, as a full build leaves it out."""
+    twins = Twins(tmp_path)
+    params = ForecastParams(backtest_max_origins=2, calibration_days=1)
+    end = END + timedelta(hours=13)  # 01:00 on the day after END
+    hours = 6 * 24
+    # reaches its 1000 GiB quota 136.2 hours after the lake's start: END + 7h
+    filler = Volume("filler", used=linear(773 * GIB, 40 * GIB), reconcile_every_hours=1)
+    frame = snapshots([*fleet(), filler], hours=hours, end=end)
+    twins.write(frame.filter(pl.col("snapshot_at") <= END))
+    twins.build(params=params)
+
+    def scored(data_dir: Path) -> dict[str, list[datetime]]:
+        with duckdb.connect(str(DataDir(data_dir).warehouse), read_only=True) as con:
+            rows = con.execute(
+                "select method, list(distinct origin order by origin) "
+                "from forecast_backtest group by method"
+            ).fetchall()
+        return {method: [o.astimezone(UTC) for o in origins] for method, origins in rows}
+
+    midnight = datetime.combine(END.date(), time(), UTC)
+    before = scored(twins.incremental)
+    assert set(before) == {"volcap", "predict_linear_6h", "predict_linear_window", "naive_7d"}
+    assert all(o == [midnight - timedelta(days=1), midnight] for o in before.values())
+
+    written = END
+    for hour in (6, 7, 12, 13):  # the fill (END + 7h), then midnight and the hour after it
+        twins.write(
+            frame.filter(
+                pl.col("snapshot_at").is_between(written, END + timedelta(hours=hour))
+            ).filter(pl.col("snapshot_at") > written)
+        )
+        written = END + timedelta(hours=hour)
+        result = twins.build(params=params)
+        assert result.mode == "incremental"
+        if hour == 7:
+            with duckdb.connect(str(DataDir(twins.incremental).warehouse), read_only=True) as con:
+                filled = con.execute(
+                    "select count(*) from forecast_backtest where volume_id = 'filler' "
+                    "and resource = 'bytes' and origin < $since and filled_at = $filled",
+                    {"since": midnight, "filled": END + timedelta(hours=7)},
+                ).fetchone()
+            # each method's forecast from the day before, kept from earlier builds, now filled
+            assert filled == (4,)
+    assert result.since == end.date()
+    after = scored(twins.incremental)
+    assert all(o == [midnight, midnight + timedelta(days=1)] for o in after.values())
+    with duckdb.connect(str(DataDir(twins.incremental).warehouse), read_only=True) as con:
+        replayed = con.execute(
+            f"select min(origin), count(distinct origin) from staging.{REPLAY_NAME}"
+        ).fetchone()
+    # the scored origins and the calibration day before the first
+    assert replayed == (midnight - timedelta(days=1), 3)

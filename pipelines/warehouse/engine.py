@@ -27,6 +27,7 @@ from pipelines.warehouse.incremental import (
     Provision,
     append,
     first_changed_day,
+    params_fingerprint,
     provider,
     read_copy,
     replace_from,
@@ -346,7 +347,7 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                 "since": since or EPOCH,
             }
             # before the lake view moves to this build's links: volume_snapshots reads it
-            copy = read_copy(con, since)
+            copy = read_copy(con, since, bindings)
             horizon = steps_horizon(as_of, params)
             kept = observations_horizon(as_of, params)
             first_day = min(entry.day for entry in manifest.values() if entry.day is not None)
@@ -383,8 +384,11 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                         provide(provision)
                         timings[source] = round(time.perf_counter() - step, 3)
                 step = time.perf_counter()
-                if since is not None and model.incremental:
+                if since is not None and model.incremental and not copy.params_changed:
                     replace_from(con, model, bindings, since)
+                elif model.incremental:
+                    # built whole: every day, whatever the first changed one
+                    run_model(con, model, {**bindings, "since": EPOCH})
                 else:
                     run_model(con, model, bindings)
                 timings[model.name] = round(time.perf_counter() - step, 3)
@@ -410,7 +414,16 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                     raise
                 log.warning("incremental build failed verification (%s)", error)
                 raise FullBuildNeeded(f"incremental build failed verification: {error}") from None
-            write_manifest(con, manifest, has_source, as_of, horizon, since or EPOCH, kept)
+            write_manifest(
+                con,
+                manifest,
+                has_source,
+                as_of,
+                horizon,
+                since or EPOCH,
+                kept,
+                params_fingerprint(bindings),
+            )
             undocumented = apply_comments(con, PUBLIC_TABLES)
             if undocumented:
                 log.warning("columns without a description: %s", ", ".join(undocumented))

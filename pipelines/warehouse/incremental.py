@@ -15,7 +15,7 @@ import duckdb
 from pipelines import replay
 from pipelines.lake import DataDir
 from pipelines.lake_types import LAKE_DUCKDB_TYPES
-from pipelines.models import Model, models
+from pipelines.models import Model, models, parameters_of
 from pipelines.warehouse.errors import FullBuildNeeded
 from pipelines.warehouse.lake_view import LakeFile
 from pipelines.warehouse.schema import (
@@ -28,7 +28,11 @@ from pipelines.warehouse.schema import (
 )
 
 #: Bump when the engine's incremental logic changes, so the next build is a full one.
-ENGINE_VERSION = 5
+ENGINE_VERSION = 6
+
+#: Bindings that differ from build to build by design (the instant, the clock, the first day
+#: rebuilt): the other parameters are fixed settings, fingerprinted by `params_fingerprint`.
+_PER_BUILD = frozenset({"as_of", "built_at", "since"})
 
 
 def fingerprint() -> str:
@@ -37,6 +41,16 @@ def fingerprint() -> str:
     for model in models().values():
         digest.update(f"{model.name}\n{model.sql}\n".encode())
     return digest.hexdigest()
+
+
+def params_fingerprint(bindings: dict[str, Any]) -> str:
+    """The build's parameters but the per-build ones: when they differ from the previous
+    build's, the incremental models (whose kept rows were made with the old ones, such as the
+    backtest's per-origin forecasts) are rebuilt whole."""
+    bound = sorted(
+        (name, repr(value)) for name, value in bindings.items() if name not in _PER_BUILD
+    )
+    return hashlib.sha256(repr(bound).encode()).hexdigest()
 
 
 def first_changed_day(
@@ -114,6 +128,7 @@ def write_manifest(
     horizon: datetime,
     since: date,
     kept: datetime,
+    params: str,
 ) -> None:
     paths = sorted(manifest)
     con.execute(
@@ -133,8 +148,9 @@ def write_manifest(
     con.execute(
         f"create or replace table {INFO_TABLE} as "
         "select $fingerprint as fingerprint, $as_of as as_of, $horizon as steps_horizon, "
-        "$since as since, $kept as observations_horizon",
+        "$since as since, $kept as observations_horizon, $params as params_fingerprint",
         {
+            "params": params,
             "fingerprint": fingerprint(),
             "as_of": as_of,
             "horizon": horizon,
@@ -409,6 +425,11 @@ def replace_from(
     if kind.startswith("TIMESTAMP"):
         bound = datetime(since.year, since.month, since.day, tzinfo=UTC)
     con.execute(f'delete from "{model.name}" where "{column}" >= $since', {"since": bound})
+    if model.keeps:
+        con.execute(
+            f'delete from "{model.name}" where not ({model.keeps})',
+            {name: bindings[name] for name in parameters_of(model.keeps)},
+        )
     if model.also_replaces:
         key = ", ".join(model.grain)
         con.execute(
@@ -477,9 +498,11 @@ class Copy:
     previous_horizon: datetime | None = None
     #: the horizon volume_observations was kept from (`keep_observations`)
     previous_kept: datetime | None = None
+    #: the previous build bound other parameters (`params_fingerprint`)
+    params_changed: bool = False
 
 
-def read_copy(con: duckdb.DuckDBPyConnection, since: date | None) -> Copy:
+def read_copy(con: duckdb.DuckDBPyConnection, since: date | None, bindings: dict[str, Any]) -> Copy:
     """What the sources below need of the copy, read before the models replace its rows."""
     if since is None:
         return Copy()
@@ -505,6 +528,8 @@ def read_copy(con: duckdb.DuckDBPyConnection, since: date | None) -> Copy:
         ),
         previous_horizon=scalar(con, f"select steps_horizon from {INFO_TABLE}"),
         previous_kept=scalar(con, f"select observations_horizon from {INFO_TABLE}"),
+        params_changed=scalar(con, f"select params_fingerprint from {INFO_TABLE}")
+        != params_fingerprint(bindings),
     )
 
 
@@ -537,6 +562,7 @@ def _volcap_replay(p: Provision) -> None:
         p.bindings,
         p.copy.since,
         int(p.bindings["backtest_max_origins"]),
+        int(p.bindings["calibration_days"]),
     )
 
 

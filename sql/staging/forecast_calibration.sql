@@ -14,10 +14,16 @@
 -- margin keeping all misses within 20%. A bucket needs $calibration_min_scores outcomes
 -- known at margin 0 for margins of its own; else its source's over all buckets; else the
 -- model's interval stands (calibrated_from `none`).
+-- Instants: the scored origins (backtest_origins); the replay also keeps the $calibration_days
+-- days before the first, so each instant's evidence is whole. An instant's margins read only
+-- replays and fills from before it: an incremental build computes the instants from its first
+-- changed day on, keeps the earlier ones and drops those that left backtest_origins.
 -- grain: (source, calibrated_at, horizon)
 -- depends on: volcap_replay (source: kept by the build engine, pipelines/replay.py),
---   quota_fills
--- parameters: $as_of, $calibration_days, $calibration_min_scores
+--   quota_fills, backtest_origins
+-- parameters: $as_of, $since, $calibration_days, $calibration_min_scores
+-- incremental: calibrated_at (an incremental build replaces the instants from $since on)
+-- incremental keeps: calibrated_at in (select origin from backtest_origins)
 -- columns:
 --   source: the fleet
 --   calibrated_at: the backtest origin the margins hold for (00:00 UTC of a day)
@@ -60,9 +66,12 @@ realized as (
 ),
 
 instants as (
-    select distinct source, origin as calibrated_at
-    from volcap_replay
-    where origin <= $as_of
+    -- the scored origins this build computes (a full build: all of them)
+    select distinct replay.source, replay.origin as calibrated_at
+    from volcap_replay as replay
+    semi join backtest_origins as origins
+        on replay.origin = origins.origin
+    where replay.origin <= $as_of and replay.origin >= $since
 ),
 
 known as (
