@@ -39,17 +39,56 @@ _VOLUMES_AT = """
     qualify snapshot_at = max(snapshot_at) over (partition by source)
 """
 
+#: The reconciliations a batch of origins read (from the first one's horizon on, first seen
+#: before the last), each beside the one before it: sorted once per batch, not per origin. `in_order`: the
+#: volume's reconciliations were first seen in the order they were made, so those first seen
+#: before any origin are a prefix of them and each one's predecessor among them is the one here.
+_OBSERVATIONS = """
+    create or replace temp table replay_observations as
+    select
+        *,
+        bool_and(coalesce(previous_first_seen_at <= first_seen_at, true))
+            over (partition by source, volume_id) as in_order
+    from (
+        select
+            source, volume_id, reconciled_at, first_seen_at, used_bytes, inode_count,
+            lag(reconciled_at) over w as previous_reconciled_at,
+            lag(used_bytes) over w as used_bytes_previous,
+            lag(inode_count) over w as inode_count_previous,
+            lag(first_seen_at) over w as previous_first_seen_at
+        from volume_observations
+        where reconciled_at >= $horizon and first_seen_at < $last
+        window w as (partition by source, volume_id order by reconciled_at)
+    )
+"""
+
+#: Origins per batch: a batch's observations span its days and a forecast window before them
+#: (memory), and are sorted once for all of them (time).
+_BATCH = 7
+
 #: What `volume_observation_steps` was at the origin: the reconciliations first seen before
-#: it, from a day before its forecast window, each beside the one before it.
+#: it, from a day before its forecast window, each beside the one before it (from that day on
+#: too). A volume whose reconciliations were first seen out of order gets its steps sorted anew.
 _STEPS_AT = """
-    create or replace temp table replay_steps as
+    create or replace temp view replay_steps as
+    select
+        source, volume_id, reconciled_at, used_bytes, inode_count,
+        case when previous_reconciled_at >= $horizon then previous_reconciled_at end
+            as previous_reconciled_at,
+        case when previous_reconciled_at >= $horizon then used_bytes_previous end
+            as used_bytes_previous,
+        case when previous_reconciled_at >= $horizon then inode_count_previous end
+            as inode_count_previous
+    from replay_observations
+    where in_order and first_seen_at < $origin and reconciled_at >= $horizon
+    union all
     select
         source, volume_id, reconciled_at, used_bytes, inode_count,
         lag(reconciled_at) over w as previous_reconciled_at,
         lag(used_bytes) over w as used_bytes_previous,
         lag(inode_count) over w as inode_count_previous
-    from volume_observations
-    where first_seen_at < $origin and reconciled_at >= $horizon
+    from replay_observations
+    where not in_order and first_seen_at < $origin and reconciled_at >= $horizon
     window w as (partition by source, volume_id order by reconciled_at)
 """
 
@@ -94,6 +133,10 @@ def origins(
         {"as_of": as_of, "limit": max_origins, "lookback": lookback_days},
     ).fetchall()
     return sorted(row[0].astimezone(UTC) for row in rows)
+
+
+def _timestamp(instant: datetime) -> str:
+    return f"timestamptz '{instant.astimezone(UTC).isoformat()}'"
 
 
 def _fingerprint(model: Model, bindings: dict[str, Any]) -> str:
@@ -151,12 +194,19 @@ def replay(
     body = _body(model)
     con.execute(_NO_CALIBRATION)
     window = timedelta(days=int(bindings["window_days"]) + 1)
+    missing = [origin for origin in wanted if origin not in kept]
     done = 0
-    for origin in wanted:
-        if origin in kept:
-            continue
+    for index, origin in enumerate(missing):
+        if index % _BATCH == 0:
+            batch = missing[index : index + _BATCH]
+            con.execute(_OBSERVATIONS, {"horizon": batch[0] - window, "last": batch[-1]})
         con.execute(_VOLUMES_AT, {"origin": origin})
-        con.execute(_STEPS_AT, {"origin": origin, "horizon": origin - window})
+        # a view: the forecast reads it once (views cannot take prepared parameters)
+        con.execute(
+            _STEPS_AT.replace("$origin", _timestamp(origin)).replace(
+                "$horizon", _timestamp(origin - window)
+            )
+        )
         at_origin = {**bindings, "as_of": origin}
         con.execute(
             f"""
@@ -172,6 +222,7 @@ def replay(
         )
         done += 1
     con.execute("drop table if exists replay_volumes")
-    con.execute("drop table if exists replay_steps")
+    con.execute("drop view if exists replay_steps")
+    con.execute("drop table if exists replay_observations")
     con.execute("drop table if exists replay_calibration")
     return done
