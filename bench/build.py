@@ -96,8 +96,8 @@ result = build_warehouse(Path(sys.argv[1]), full=sys.argv[2] == 'full')
 print(result.summary())
 print('seconds per step:', result.timings)
 # the forecast receipts' own steps: replaying volcap per origin, calibrating, scoring
-BACKTEST = ('volcap_replay', 'quota_fills', 'forecast_daily_sums', 'forecast_calibration',
-            'forecast_backtest', 'forecast_accuracy')
+BACKTEST = ('volcap_replay', 'quota_fills', 'forecast_daily_sums', 'backtest_origins',
+            'backtest_baselines', 'forecast_calibration', 'forecast_backtest', 'forecast_accuracy')
 print('backtest_seconds', sum(result.timings.get(step, 0.0) for step in BACKTEST))
 status = Path('/proc/self/status').read_text()
 print('peak_rss_kib', re.search(r'VmHWM:\\s+(\\d+)', status).group(1))
@@ -212,7 +212,8 @@ def main() -> None:
                 f"peak RSS {peak_mib:,.0f} MiB"
             )
             print(figures[-1])
-        print("\n".join(["", *figures]))
+        load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+        print("\n".join(["", *figures, f"load average at the end (1/5/15 min): {load}"]))
     finally:
         if args.data_dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)
