@@ -19,6 +19,9 @@ DERIVED: dict[str, str] = {
     "volume_observation_steps": "volume_observations",
     "volcap_replay": "volume_observations",
 }
+#: Derived relations made with another model's SQL and parameters (pipelines/replay.py): a
+#: model reading one depends on that model's parameters too (`bound_parameters`).
+MADE_WITH: dict[str, str] = {"volcap_replay": "quota_forecast"}
 #: Relations the engine provides before any model runs (not models themselves).
 SOURCES: frozenset[str] = frozenset(
     {
@@ -210,3 +213,25 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
 def models() -> dict[str, Model]:
     """The project's models (cached: the files do not change while the process runs)."""
     return load_models()
+
+
+def bound_parameters(name: str, every: dict[str, Model] | None = None) -> frozenset[str]:
+    """The parameters a model's rows depend on: its own, and those of the models (and of the
+    relations made with a model, MADE_WITH) it reads, transitively. An incremental build
+    rebuilds an incremental model whole when one of these changed since the previous build."""
+    every = every if every is not None else models()
+    seen: set[str] = set()
+    todo = [name]
+    bound: set[str] = set()
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in every:
+            continue
+        seen.add(current)
+        model = every[current]
+        bound.update(model.parameters)
+        if model.keeps:
+            bound.update(parameters_of(model.keeps))
+        todo.extend(model.deps)
+        todo.extend(MADE_WITH[source] for source in model.sources if source in MADE_WITH)
+    return frozenset(bound)

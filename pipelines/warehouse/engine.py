@@ -27,7 +27,7 @@ from pipelines.warehouse.incremental import (
     Provision,
     append,
     first_changed_day,
-    params_fingerprint,
+    params_fingerprints,
     provider,
     read_copy,
     replace_from,
@@ -347,7 +347,8 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                 "since": since or EPOCH,
             }
             # before the lake view moves to this build's links: volume_snapshots reads it
-            copy = read_copy(con, since, bindings)
+            copy = read_copy(con, since)
+            fingerprints = params_fingerprints(bindings)
             horizon = steps_horizon(as_of, params)
             kept = observations_horizon(as_of, params)
             first_day = min(entry.day for entry in manifest.values() if entry.day is not None)
@@ -384,11 +385,11 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                         provide(provision)
                         timings[source] = round(time.perf_counter() - step, 3)
                 step = time.perf_counter()
-                if since is not None and model.incremental and not copy.params_changed:
-                    replace_from(con, model, bindings, since)
-                elif model.incremental:
-                    # built whole: every day, whatever the first changed one
-                    run_model(con, model, {**bindings, "since": EPOCH})
+                if since is not None and model.incremental:
+                    if copy.params.get(model.name) == fingerprints[model.name]:
+                        replace_from(con, model, bindings, since)
+                    else:  # its kept rows were made with other parameters: every day anew
+                        run_model(con, model, {**bindings, "since": EPOCH})
                 else:
                     run_model(con, model, bindings)
                 timings[model.name] = round(time.perf_counter() - step, 3)
@@ -422,7 +423,7 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                 horizon,
                 since or EPOCH,
                 kept,
-                params_fingerprint(bindings),
+                fingerprints,
             )
             undocumented = apply_comments(con, PUBLIC_TABLES)
             if undocumented:

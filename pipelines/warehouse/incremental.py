@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ import duckdb
 from pipelines import replay
 from pipelines.lake import DataDir
 from pipelines.lake_types import LAKE_DUCKDB_TYPES
-from pipelines.models import Model, models, parameters_of
+from pipelines.models import Model, bound_parameters, models, parameters_of
 from pipelines.warehouse.errors import FullBuildNeeded
 from pipelines.warehouse.lake_view import LakeFile
 from pipelines.warehouse.schema import (
@@ -43,14 +43,20 @@ def fingerprint() -> str:
     return digest.hexdigest()
 
 
-def params_fingerprint(bindings: dict[str, Any]) -> str:
-    """The build's parameters but the per-build ones: when they differ from the previous
-    build's, the incremental models (whose kept rows were made with the old ones, such as the
-    backtest's per-origin forecasts) are rebuilt whole."""
-    bound = sorted(
-        (name, repr(value)) for name, value in bindings.items() if name not in _PER_BUILD
-    )
-    return hashlib.sha256(repr(bound).encode()).hexdigest()
+def params_fingerprints(bindings: dict[str, Any]) -> dict[str, str]:
+    """Per incremental model, the parameters its rows depend on (`bound_parameters`) but the
+    per-build ones: when a model's differs from the previous build's, its kept rows (made with
+    the old values, such as the backtest's per-origin forecasts) are rebuilt whole."""
+    fingerprints = {}
+    for model in models().values():
+        if model.incremental:
+            bound = sorted(
+                (name, repr(bindings[name]))
+                for name in bound_parameters(model.name) - _PER_BUILD
+                if name in bindings
+            )
+            fingerprints[model.name] = hashlib.sha256(repr(bound).encode()).hexdigest()
+    return fingerprints
 
 
 def first_changed_day(
@@ -128,7 +134,7 @@ def write_manifest(
     horizon: datetime,
     since: date,
     kept: datetime,
-    params: str,
+    params: dict[str, str],
 ) -> None:
     paths = sorted(manifest)
     con.execute(
@@ -148,9 +154,11 @@ def write_manifest(
     con.execute(
         f"create or replace table {INFO_TABLE} as "
         "select $fingerprint as fingerprint, $as_of as as_of, $horizon as steps_horizon, "
-        "$since as since, $kept as observations_horizon, $params as params_fingerprint",
+        "$since as since, $kept as observations_horizon, "
+        "map($models, $fingerprints) as params_fingerprints",
         {
-            "params": params,
+            "models": sorted(params),
+            "fingerprints": [params[name] for name in sorted(params)],
             "fingerprint": fingerprint(),
             "as_of": as_of,
             "horizon": horizon,
@@ -498,11 +506,11 @@ class Copy:
     previous_horizon: datetime | None = None
     #: the horizon volume_observations was kept from (`keep_observations`)
     previous_kept: datetime | None = None
-    #: the previous build bound other parameters (`params_fingerprint`)
-    params_changed: bool = False
+    #: the previous build's parameter fingerprints per incremental model (`params_fingerprints`)
+    params: dict[str, str] = field(default_factory=dict)
 
 
-def read_copy(con: duckdb.DuckDBPyConnection, since: date | None, bindings: dict[str, Any]) -> Copy:
+def read_copy(con: duckdb.DuckDBPyConnection, since: date | None) -> Copy:
     """What the sources below need of the copy, read before the models replace its rows."""
     if since is None:
         return Copy()
@@ -528,8 +536,12 @@ def read_copy(con: duckdb.DuckDBPyConnection, since: date | None, bindings: dict
         ),
         previous_horizon=scalar(con, f"select steps_horizon from {INFO_TABLE}"),
         previous_kept=scalar(con, f"select observations_horizon from {INFO_TABLE}"),
-        params_changed=scalar(con, f"select params_fingerprint from {INFO_TABLE}")
-        != params_fingerprint(bindings),
+        params=dict(
+            con.execute(
+                f"select unnest(map_keys(params_fingerprints)), "
+                f"unnest(map_values(params_fingerprints)) from {INFO_TABLE}"
+            ).fetchall()
+        ),
     )
 
 
