@@ -115,16 +115,38 @@ forecasts as (
     select * from volcap_forecasts
 ),
 
+filled_series as (
+    select distinct source, volume_id, resource
+    from quota_fills
+),
+
 realized as (
+    -- the first fill at or after the origin; the as-of join sorts what it joins, so only the
+    -- series that ever filled go through it (most never do)
     select
         forecasts.*,
         fills.snapshot_at as filled_at
-    from forecasts
+    from (
+        select * from forecasts
+        semi join filled_series
+            on forecasts.source = filled_series.source
+            and forecasts.volume_id = filled_series.volume_id
+            and forecasts.resource = filled_series.resource
+    ) as forecasts
     asof left join quota_fills as fills
         on forecasts.source = fills.source
         and forecasts.volume_id = fills.volume_id
         and forecasts.resource = fills.resource
         and forecasts.origin <= fills.snapshot_at
+    union all by name
+    select
+        forecasts.*,
+        cast(null as timestamptz) as filled_at
+    from forecasts
+    anti join filled_series
+        on forecasts.source = filled_series.source
+        and forecasts.volume_id = filled_series.volume_id
+        and forecasts.resource = filled_series.resource
 ),
 
 final as (

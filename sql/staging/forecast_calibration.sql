@@ -51,6 +51,8 @@ forecasts as (
     select *
     from volcap_replay
     where state <> 'full' and days_to_full is not null and origin <= $as_of
+        -- those the instants computed read: the $calibration_days days before the first
+        and origin >= cast($since as timestamptz) - to_days(cast($calibration_days as integer))
 ),
 
 realized as (
