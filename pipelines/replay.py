@@ -40,26 +40,18 @@ _VOLUMES_AT = """
 """
 
 #: The reconciliations a batch of origins read (from the first one's horizon on, first seen
-#: before the last), each beside the one before it: sorted once per batch, not per origin. `in_order`: the
-#: volume's reconciliations were first seen in the order they were made, so those first seen
-#: before any origin are a prefix of them and each one's predecessor among them is the one here.
+#: before the last), each beside the one before it: sorted once per batch, not per origin.
 _OBSERVATIONS = """
     create or replace temp table replay_observations as
     select
-        *,
-        bool_and(coalesce(previous_first_seen_at <= first_seen_at, true))
-            over (partition by source, volume_id) as in_order
-    from (
-        select
-            source, volume_id, reconciled_at, first_seen_at, used_bytes, inode_count,
-            lag(reconciled_at) over w as previous_reconciled_at,
-            lag(used_bytes) over w as used_bytes_previous,
-            lag(inode_count) over w as inode_count_previous,
-            lag(first_seen_at) over w as previous_first_seen_at
-        from volume_observations
-        where reconciled_at >= $horizon and first_seen_at < $last
-        window w as (partition by source, volume_id order by reconciled_at)
-    )
+        source, volume_id, reconciled_at, first_seen_at, used_bytes, inode_count,
+        lag(reconciled_at) over w as previous_reconciled_at,
+        lag(used_bytes) over w as used_bytes_previous,
+        lag(inode_count) over w as inode_count_previous,
+        lag(first_seen_at) over w as previous_first_seen_at
+    from volume_observations
+    where reconciled_at >= $horizon and first_seen_at < $last
+    window w as (partition by source, volume_id order by reconciled_at)
 """
 
 #: Origins per batch: a batch's observations span its days and a forecast window before them
@@ -68,9 +60,22 @@ _BATCH = 7
 
 #: What `volume_observation_steps` was at the origin: the reconciliations first seen before
 #: it, from a day before its forecast window, each beside the one before it (from that day on
-#: too). A volume whose reconciliations were first seen out of order gets its steps sorted anew.
+#: too). The one before it in the batch is the one before it at the origin unless it was first
+#: seen after the origin (reconciliations first seen out of order): such a volume's steps are
+#: sorted anew.
 _STEPS_AT = """
     create or replace temp view replay_steps as
+    with
+
+    known as (
+        select * from replay_observations
+        where first_seen_at < $origin and reconciled_at >= $horizon
+    ),
+
+    reordered as (
+        select distinct source, volume_id from known where previous_first_seen_at >= $origin
+    )
+
     select
         source, volume_id, reconciled_at, used_bytes, inode_count,
         case when previous_reconciled_at >= $horizon then previous_reconciled_at end
@@ -79,16 +84,18 @@ _STEPS_AT = """
             as used_bytes_previous,
         case when previous_reconciled_at >= $horizon then inode_count_previous end
             as inode_count_previous
-    from replay_observations
-    where in_order and first_seen_at < $origin and reconciled_at >= $horizon
+    from known
+    anti join reordered
+        on known.source = reordered.source and known.volume_id = reordered.volume_id
     union all
     select
         source, volume_id, reconciled_at, used_bytes, inode_count,
         lag(reconciled_at) over w as previous_reconciled_at,
         lag(used_bytes) over w as used_bytes_previous,
         lag(inode_count) over w as inode_count_previous
-    from replay_observations
-    where not in_order and first_seen_at < $origin and reconciled_at >= $horizon
+    from known
+    semi join reordered
+        on known.source = reordered.source and known.volume_id = reordered.volume_id
     window w as (partition by source, volume_id order by reconciled_at)
 """
 
