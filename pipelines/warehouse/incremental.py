@@ -6,7 +6,7 @@ import hashlib
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from pipelines.lake_types import LAKE_DUCKDB_TYPES
 from pipelines.models import Model, models
 from pipelines.warehouse.errors import FullBuildNeeded
 from pipelines.warehouse.lake_view import LakeFile
+from pipelines.warehouse.params import ForecastParams, observations_horizon
 from pipelines.warehouse.schema import (
     INFO_TABLE,
     MANIFEST_TABLE,
@@ -28,7 +29,7 @@ from pipelines.warehouse.schema import (
 )
 
 #: Bump when the engine's incremental logic changes, so the next build is a full one.
-ENGINE_VERSION = 5
+ENGINE_VERSION = 6
 
 
 def fingerprint() -> str:
@@ -250,6 +251,21 @@ def prepare_observations_before(
             """,
             {"since": since_at},
         )
+
+
+def kept_horizon(
+    con: duckdb.DuckDBPyConnection, as_of: datetime, params: ForecastParams
+) -> datetime:
+    """The first instant `keep_observations` keeps, read once the models have run: the windows'
+    horizon (`observations_horizon`), or earlier if the backtest's oldest origin needs it —
+    the replay reads a day before the forecast window before each origin. The origins are the
+    latest days with reconciliations first seen: every one from the horizon on survives the
+    trimming, so a build from the trimmed copy finds the same origins as a full build."""
+    kept = observations_horizon(as_of, params)
+    origins = replay.origins(con, as_of, params.backtest_max_origins)
+    if origins:
+        kept = min(kept, origins[0] - timedelta(days=params.window_days + 1))
+    return kept
 
 
 def keep_observations(con: duckdb.DuckDBPyConnection, since: date | None, kept: datetime) -> None:
