@@ -388,6 +388,13 @@ def test_the_backtest_origins_keep_the_observations_they_replay(tmp_path):
     twins.write(frame.filter(pl.col("snapshot_at") > END))
     result = twins.build(params=params, threads=1)
     assert result.mode == "incremental"
+    # fewer origins: the horizon moves up to the trends window and most observations go (the
+    # full build writes what stays, the incremental one deletes the rest)
+    result = twins.build(params=SHORT, threads=1)
+    assert result.mode == "incremental"
+    kept_short, _, stale = kept_observations(twins.full)
+    next_day = datetime.combine(END.date() + timedelta(days=1), time(), UTC)
+    assert (kept_short, stale) == (next_day - timedelta(days=31), 0)
 
 
 def catalog_of(data_dir: Path) -> list[tuple]:

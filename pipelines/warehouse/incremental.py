@@ -276,20 +276,21 @@ def keep_observations(con: duckdb.DuckDBPyConnection, since: date | None, kept: 
     `prepare_observations_before` asks for a full build). A full build and an incremental one
     drop the same rows."""
     keep = "reconciled_at >= $kept or last_seen_at >= $kept"
-    if since is None:  # most of the table goes: writing what stays beats deleting the rest
-        con.execute(
-            f"create table {STAGING_SCHEMA}.volume_observations_kept as "
-            f"select * from {STAGING_SCHEMA}.volume_observations where {keep}",
-            {"kept": kept},
-        )
-        con.execute(f"drop table {STAGING_SCHEMA}.volume_observations")
-        con.execute(
-            f"alter table {STAGING_SCHEMA}.volume_observations_kept rename to volume_observations"
-        )
+    table = f"{STAGING_SCHEMA}.volume_observations"
+    dropped, total = con.execute(
+        f"select count(*) filter (where not ({keep})), count(*) from {table}", {"kept": kept}
+    ).fetchone() or (0, 0)
+    if not dropped:  # a lake shorter than the horizon: rewriting the table would free its blocks
         return
-    con.execute(
-        f"delete from {STAGING_SCHEMA}.volume_observations where not ({keep})", {"kept": kept}
-    )
+    if since is None and 2 * dropped > total:
+        # most of the table goes: writing what stays beats deleting the rest
+        con.execute(
+            f"create table {table}_kept as select * from {table} where {keep}", {"kept": kept}
+        )
+        con.execute(f"drop table {table}")
+        con.execute(f"alter table {table}_kept rename to volume_observations")
+        return
+    con.execute(f"delete from {table} where not ({keep})", {"kept": kept})
 
 
 #: Kept by the engine beside volume_observations (see `update_observation_steps`).
