@@ -101,12 +101,17 @@ BACKTEST = ('volcap_replay', 'quota_fills', 'forecast_daily_sums', 'backtest_ori
 print('backtest_seconds', sum(result.timings.get(step, 0.0) for step in BACKTEST))
 status = Path('/proc/self/status').read_text()
 print('peak_rss_kib', re.search(r'VmHWM:\\s+(\\d+)', status).group(1))
+import duckdb
+with duckdb.connect(str(result.path), read_only=True) as con:
+    total, free = con.execute('select total_blocks, free_blocks from pragma_database_size()').fetchone()
+print('file_mib', result.path.stat().st_size / 2**20, 'free_share', free / max(total, 1))
 """
 
 
 def build(data_dir: Path, mode: str) -> tuple[float, float, float, float]:
     """One build in a fresh process: (wall seconds, seconds inside build_warehouse, peak RSS
-    MiB of that process alone, seconds of the backtest's steps).
+    MiB of that process alone, seconds of the backtest's steps). It prints the published
+    file's size and its share of free blocks.
 
     Peak RSS is the child's own VmHWM: ru_maxrss would carry the parent's at fork.
     """

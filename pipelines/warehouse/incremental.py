@@ -6,7 +6,7 @@ import hashlib
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from pipelines.lake_types import LAKE_DUCKDB_TYPES
 from pipelines.models import Model, bound_parameters, models, parameters_of
 from pipelines.warehouse.errors import FullBuildNeeded
 from pipelines.warehouse.lake_view import LakeFile
+from pipelines.warehouse.params import ForecastParams, observations_horizon
 from pipelines.warehouse.schema import (
     INFO_TABLE,
     MANIFEST_TABLE,
@@ -276,6 +277,22 @@ def prepare_observations_before(
         )
 
 
+def kept_horizon(
+    con: duckdb.DuckDBPyConnection, as_of: datetime, params: ForecastParams
+) -> datetime:
+    """The first instant `keep_observations` keeps, read once the models have run: the windows'
+    horizon (`observations_horizon`), or earlier if the backtest's oldest origin needs it —
+    the replay reads a day before the forecast window before each origin. The origins are the
+    latest days with reconciliations first seen, and the calibration's days before the first:
+    every one from the horizon on survives the trimming, so a build from the trimmed copy
+    finds the same origins as a full build."""
+    kept = observations_horizon(as_of, params)
+    origins = replay.origins(con, as_of, params.backtest_max_origins, params.calibration_days)
+    if origins:
+        kept = min(kept, origins[0] - timedelta(days=params.window_days + 1))
+    return kept
+
+
 def keep_observations(con: duckdb.DuckDBPyConnection, since: date | None, kept: datetime) -> None:
     """Drop from `staging.volume_observations` what no later build reads: the reconciliations
     measured before `kept` and not seen since (`observations_horizon`). What the models read
@@ -284,20 +301,21 @@ def keep_observations(con: duckdb.DuckDBPyConnection, since: date | None, kept: 
     `prepare_observations_before` asks for a full build). A full build and an incremental one
     drop the same rows."""
     keep = "reconciled_at >= $kept or last_seen_at >= $kept"
-    if since is None:  # most of the table goes: writing what stays beats deleting the rest
-        con.execute(
-            f"create table {STAGING_SCHEMA}.volume_observations_kept as "
-            f"select * from {STAGING_SCHEMA}.volume_observations where {keep}",
-            {"kept": kept},
-        )
-        con.execute(f"drop table {STAGING_SCHEMA}.volume_observations")
-        con.execute(
-            f"alter table {STAGING_SCHEMA}.volume_observations_kept rename to volume_observations"
-        )
+    table = f"{STAGING_SCHEMA}.volume_observations"
+    dropped, total = con.execute(
+        f"select count(*) filter (where not ({keep})), count(*) from {table}", {"kept": kept}
+    ).fetchone() or (0, 0)
+    if not dropped:  # a lake shorter than the horizon: rewriting the table would free its blocks
         return
-    con.execute(
-        f"delete from {STAGING_SCHEMA}.volume_observations where not ({keep})", {"kept": kept}
-    )
+    if since is None and 2 * dropped > total:
+        # most of the table goes: writing what stays beats deleting the rest
+        con.execute(
+            f"create table {table}_kept as select * from {table} where {keep}", {"kept": kept}
+        )
+        con.execute(f"drop table {table}")
+        con.execute(f"alter table {table}_kept rename to volume_observations")
+        return
+    con.execute(f"delete from {table} where not ({keep})", {"kept": kept})
 
 
 #: Kept by the engine beside volume_observations (see `update_observation_steps`).
