@@ -23,7 +23,7 @@ REPLAY_TABLE = f"staging.{REPLAY_NAME}"
 
 _COLUMNS = """
     source varchar, volume_id varchar, resource varchar, origin timestamptz, state varchar,
-    days_to_full double, days_to_full_low double, days_to_full_high double, fingerprint varchar
+    days_to_full double, days_to_full_low double, days_to_full_high double, kind varchar, fingerprint varchar
 """
 
 #: What `volumes` was at the origin: each volume in its source's last snapshot before the
@@ -57,7 +57,7 @@ _STEPS_AT = """
 #: forecast_calibration then calibrates from these very replays.
 _NO_CALIBRATION = """
     create or replace temp table replay_calibration (
-        source varchar, calibrated_at timestamptz, horizon varchar, above_days double,
+        source varchar, calibrated_at timestamptz, horizon varchar, kind varchar, above_days double,
         up_to_days double, calibrated_from varchar, margin_low double, margin_high double,
         late_unbounded boolean
     )
@@ -152,7 +152,7 @@ def replay(
             f"""
             insert into {REPLAY_TABLE}
             select source, volume_id, resource, as_of as origin, state, days_to_full,
-                days_to_full_low, days_to_full_high, $replay_fingerprint
+                days_to_full_low, days_to_full_high, kind, $replay_fingerprint
             from ({body})
             """,
             {

@@ -40,6 +40,11 @@ horizons as (
     ) as horizons (horizon, above_days, up_to_days)
 ),
 
+kinds as (
+    -- quota_forecast's `kind`: how far its fit can be trusted, known at the origin
+    select * from (values ('steady'), ('shifted'), ('rate_change'), ('short')) as kinds (kind)
+),
+
 forecasts as (
     -- the model's own forecasts of a fill (already full at the origin: nothing to forecast)
     select *
@@ -72,6 +77,7 @@ known as (
         instants.calibrated_at,
         realized.source,
         horizons.horizon,
+        coalesce(realized.kind, 'short') as kind,
         realized.days_to_full as predicted,
         realized.days_to_full_low as low,
         realized.days_to_full_high as high,
@@ -91,9 +97,15 @@ known as (
 ),
 
 margins as (
-    select unnest(generate_series(0, 40)) / 10.0 as margin
+    -- negative margins narrow an end (taken only from a kind's own outcomes, below)
+    select unnest(generate_series(-19, 40)) / 20.0 as margin
     union all
-    select unnest(generate_series(9, 40)) / 2.0
+    -- finer near zero, where a narrowing end is decided
+    select step / 100.0 from generate_series(-19, 19) as steps (step) where step % 5 <> 0
+    union all
+    select unnest(generate_series(5, 20)) / 2.0
+    union all
+    select unnest(generate_series(11, 20)) * 1.0
 ),
 
 moved as (
@@ -101,8 +113,11 @@ moved as (
     select
         known.*,
         margins.margin,
-        known.low - margins.margin * greatest(known.predicted, 1 / 24) as moved_low,
-        known.high + margins.margin * greatest(known.predicted, 1 / 24) as moved_high
+        -- as applied: an end never moves past the predicted days
+        least(known.low - margins.margin * greatest(known.predicted, 1 / 24), known.predicted)
+            as moved_low,
+        greatest(known.high + margins.margin * greatest(known.predicted, 1 / 24), known.predicted)
+            as moved_high
     from known
     cross join margins
 ),
@@ -115,6 +130,7 @@ trials as (
         calibrated_at,
         source,
         horizon,
+        kind,
         margin,
         count(*) filter (where elapsed >= moved_high) as late_known,
         count(*) filter (
@@ -127,18 +143,29 @@ trials as (
 ),
 
 bucket_trials as (
-    -- each bucket's trials, and the source's over all its buckets (horizon `*`)
-    select
-        calibrated_at,
-        source,
-        coalesce(horizon, '*') as horizon,
-        margin,
-        sum(late_known) as late_known,
-        sum(late) as late,
-        sum(early_known) as early_known,
-        sum(early) as early
-    from trials
-    group by grouping sets ((calibrated_at, source, horizon, margin), (calibrated_at, source, margin))
+    -- each kind's trials per bucket, the bucket's over all kinds (kind `*`) and the source's
+    -- over all buckets (horizon and kind `*`); margins below zero only for a kind's own
+    select *
+    from (
+        select
+            calibrated_at,
+            source,
+            coalesce(horizon, '*') as horizon,
+            coalesce(kind, '*') as kind,
+            margin,
+            sum(late_known) as late_known,
+            sum(late) as late,
+            sum(early_known) as early_known,
+            sum(early) as early
+        from trials
+        group by grouping sets (
+            (calibrated_at, source, horizon, kind, margin),
+            (calibrated_at, source, kind, margin),
+            (calibrated_at, source, horizon, margin),
+            (calibrated_at, source, margin)
+        )
+    )
+    where margin >= 0 or kind <> '*'
 ),
 
 late_ends as (
@@ -148,12 +175,13 @@ late_ends as (
         calibrated_at,
         source,
         horizon,
-        coalesce(max(late_known) filter (where margin = 0), 0) as scores,
+        kind,
+        coalesce(max(early_known) filter (where margin = 0), 0) as scores,
         min(margin) filter (
             where late_known >= $calibration_min_scores and late <= 0.1 * late_known
         ) as margin_high
     from bucket_trials
-    group by calibrated_at, source, horizon
+    group by calibrated_at, source, horizon, kind
 ),
 
 late_shares as (
@@ -166,6 +194,7 @@ late_shares as (
         on late_ends.calibrated_at = trials.calibrated_at
         and late_ends.source = trials.source
         and late_ends.horizon = trials.horizon
+        and late_ends.kind = trials.kind
         and late_ends.margin_high = trials.margin
 ),
 
@@ -175,6 +204,7 @@ sides as (
         late_shares.calibrated_at,
         late_shares.source,
         late_shares.horizon,
+        late_shares.kind,
         late_shares.scores,
         late_shares.evidence,
         late_shares.margin_high,
@@ -187,6 +217,7 @@ sides as (
         on late_shares.calibrated_at = trials.calibrated_at
         and late_shares.source = trials.source
         and late_shares.horizon = trials.horizon
+        and late_shares.kind = trials.kind
     group by all
 ),
 
@@ -195,39 +226,61 @@ final as (
         instants.source,
         instants.calibrated_at,
         horizons.horizon,
+        kinds.kind,
         horizons.above_days,
         horizons.up_to_days,
         coalesce(own.scores, 0) as scores,
         case
-            when own.evidence then 'bucket'
+            when own.evidence then 'kind'
+            when kind.evidence then 'kind_pooled'
+            when bucket.evidence then 'bucket'
             when pooled.evidence then 'pooled'
             else 'none'
         end as calibrated_from,
         case
             when own.evidence then own.margin_low
+            when kind.evidence then kind.margin_low
+            when bucket.evidence then bucket.margin_low
             when pooled.evidence then pooled.margin_low
             else 0.0
         end as margin_low,
         case
             when own.evidence then own.margin_high
+            when kind.evidence then kind.margin_high
+            when bucket.evidence then bucket.margin_high
             when pooled.evidence then pooled.margin_high
             else 0.0
         end as margin_high,
         case
             when own.evidence then own.margin_high is null
+            when kind.evidence then kind.margin_high is null
+            when bucket.evidence then bucket.margin_high is null
             when pooled.evidence then pooled.margin_high is null
             else false
         end as late_unbounded
     from instants
     cross join horizons
+    cross join kinds
     left join sides as own
         on instants.source = own.source
         and instants.calibrated_at = own.calibrated_at
         and horizons.horizon = own.horizon
+        and kinds.kind = own.kind
+    left join sides as kind
+        on instants.source = kind.source
+        and instants.calibrated_at = kind.calibrated_at
+        and kind.horizon = '*'
+        and kinds.kind = kind.kind
+    left join sides as bucket
+        on instants.source = bucket.source
+        and instants.calibrated_at = bucket.calibrated_at
+        and horizons.horizon = bucket.horizon
+        and bucket.kind = '*'
     left join sides as pooled
         on instants.source = pooled.source
         and instants.calibrated_at = pooled.calibrated_at
         and pooled.horizon = '*'
+        and pooled.kind = '*'
 )
 
 select * from final
