@@ -26,10 +26,11 @@
 --   growth_per_day_high: upper bound of the trend's 80% interval
 --   trend_break: true when the fit starts at a change of growth rate (not a level shift)
 --   growth_per_day_before: the growth rate before that change; null without a break
---   kind: how far the fit can be trusted, known at as_of: `short` (the fit spans under
---     $daily_fit_days days: a young volume, or a recent level shift or change of rate),
---     `rate_change` (fitted since a change of growth rate), `shifted` (since a level shift in the
---     window) or `steady` (the whole window); forecast_calibration calibrates each kind apart
+--   kind: how far the fit can be trusted, known at as_of (forecast_calibration calibrates each
+--     kind apart): `short` (the fit spans under $daily_fit_days days: a young volume, or a
+--     recent level shift or change of rate), `rate_change` (fitted since a change of growth
+--     rate), `shifted` (since a level shift in the window), `noisy` (the whole window, the
+--     growth's 80% interval wider than ±5% of it) or `steady` (the whole window, a tighter one)
 --   interval_calibrated: the 80% interval is calibrated on the backtest's known outcomes
 --     (forecast_calibration); false: the model's own interval (too few outcomes known yet)
 --   days_to_full: days until the trend meets the current quota; null when not filling
@@ -615,11 +616,14 @@ days as (
     select
         *,
         -- how far the fit can be trusted, known at as_of: what forecast_calibration tells apart
+        -- (a forecast's own record differs by these: a young or just-broken fit overshoots
+        -- the rate, a precise one fills on time)
         case
             when history_hours is null then null
             when history_hours < 24 * $daily_fit_days then 'short'
             when trend_break then 'rate_change'
             when level_shift then 'shifted'
+            when slope_high - slope > 0.05 * abs(slope) then 'noisy'
             else 'steady'
         end as kind,
         case

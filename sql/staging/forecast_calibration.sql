@@ -1,20 +1,30 @@
 -- How far each end of the production forecast's 80% interval must move to hold 80% of what
--- happened: split-conformal margins per source and horizon bucket of the predicted days to
--- full, as known at each backtest origin (00:00 UTC of a day): the backtest scores each
--- origin's interval as it would have been published then, and quota_forecast uses the
--- latest origin's (today's 00:00: outcomes known by the day's start).
+-- happened: split-conformal margins per source, horizon bucket of the predicted days to full
+-- and kind of forecast (quota_forecast's `kind`, known at the origin), as known at each
+-- backtest origin (00:00 UTC of a day): the backtest scores each origin's interval as it would
+-- have been published then, and quota_forecast uses the latest origin's (today's 00:00:
+-- outcomes known by the day's start).
 -- Evidence: the volcap forecasts replayed at the origins of the $calibration_days days before
--- the instant (volcap_replay: the model's own interval), beside their fills (quota_fills).
+-- the instant (volcap_replay: the model's own interval and kind), beside their fills
+-- (quota_fills).
 -- Censoring: a margin m moves the late end to high + m x predicted days; it is judged on the
 -- forecasts whose moved end had passed by the instant, filled or not, so a slow fill is never
 -- left out for being slow (judging fills as they come would favour early ones). The late
--- end takes the smallest margin (0 to 20 predicted days: calibration only widens, since
--- narrowing to suit the fleet's imprecise forecasts would cut its precise ones) leaving at
--- most 10% of its known outcomes late, or is unbounded when none does; the early end then the smallest
--- margin keeping all misses within 20%. A bucket needs $calibration_min_scores outcomes
--- known at margin 0 for margins of its own; else its source's over all buckets; else the
--- model's interval stands (calibrated_from `none`).
--- grain: (source, calibrated_at, horizon)
+-- end takes the smallest margin (up to 20 predicted days) leaving at most 10% of its known
+-- outcomes late, or is unbounded when none does; the early end then the smallest margin
+-- keeping all misses within 20%.
+-- Kinds and fallbacks: a (bucket, kind) with $calibration_min_scores outcomes known at margin 0
+-- (its model early end passed) has margins of its own (calibrated_from `kind`); else its
+-- kind's over all buckets (`kind_pooled`), else its bucket's over all kinds (`bucket`), else
+-- its source's over all (`pooled`), else the model's interval stands (`none`).
+-- Narrowing (a margin below 0, moving an end towards the predicted days, never past it) is
+-- taken only from the forecast's own kind (`kind`, `kind_pooled`), and for the early end
+-- only when that kind has $calibration_min_scores fills known and the narrowed end leaves at
+-- most 40% of them (twice the miss budget) before it: forecasts that never fill (a quota
+-- raised in time, a cleanup) are never early, so they alone must not license cutting the
+-- early end of the forecasts that do fill. Pooled margins across kinds only widen: one kind's
+-- imprecise forecasts would otherwise cut through another's precise ones.
+-- grain: (source, calibrated_at, horizon, kind)
 -- depends on: volcap_replay (source: kept by the build engine, pipelines/replay.py),
 --   quota_fills
 -- parameters: $as_of, $calibration_days, $calibration_min_scores
@@ -23,14 +33,19 @@
 --   calibrated_at: the backtest origin the margins hold for (00:00 UTC of a day)
 --   horizon: bucket of the predicted time to full: `≤ 7 d`, `≤ 30 d` or `> 30 d` (as in
 --     forecast_accuracy)
+--   kind: quota_forecast's kind of forecast: `steady`, `noisy`, `shifted`, `rate_change` or
+--     `short`
 --   above_days: the bucket holds predicted days to full above this...
 --   up_to_days: ...and up to this (null: no upper end)
---   scores: the bucket's forecasts whose model late end had passed by calibrated_at
---   calibrated_from: `bucket` (its own outcomes), `pooled` (its source's over all buckets)
---     or `none` (too few known: the model's interval stands)
---   margin_low: the early end moves earlier by this many times the predicted days
---   margin_high: the late end moves later by this many times the predicted days; null when
---     unbounded
+--   scores: the bucket's forecasts of this kind whose model early end had passed by
+--     calibrated_at
+--   calibrated_from: `kind` (its own outcomes), `kind_pooled` (its kind's over all buckets),
+--     `bucket` (its bucket's over all kinds), `pooled` (its source's over all) or `none` (too
+--     few known: the model's interval stands)
+--   margin_low: the early end moves earlier by this many times the predicted days (later,
+--     when negative)
+--   margin_high: the late end moves later by this many times the predicted days (earlier,
+--     when negative); null when unbounded
 --   late_unbounded: no margin held 90% of the known outcomes: the late end is unbounded
 with
 
@@ -42,7 +57,9 @@ horizons as (
 
 kinds as (
     -- quota_forecast's `kind`: how far its fit can be trusted, known at the origin
-    select * from (values ('steady'), ('shifted'), ('rate_change'), ('short')) as kinds (kind)
+    select * from (
+        values ('steady'), ('noisy'), ('shifted'), ('rate_change'), ('short')
+    ) as kinds (kind)
 ),
 
 forecasts as (
@@ -137,7 +154,8 @@ trials as (
             where elapsed >= moved_high and coalesce(filled_days, 'infinity'::double) > moved_high
         ) as late,
         count(*) filter (where elapsed >= moved_low) as early_known,
-        count(*) filter (where filled_days < moved_low) as early
+        count(*) filter (where filled_days < moved_low) as early,
+        count(filled_days) as fills
     from moved
     group by all
 ),
@@ -156,7 +174,8 @@ bucket_trials as (
             sum(late_known) as late_known,
             sum(late) as late,
             sum(early_known) as early_known,
-            sum(early) as early
+            sum(early) as early,
+            sum(fills) as fills
         from trials
         group by grouping sets (
             (calibrated_at, source, horizon, kind, margin),
@@ -211,6 +230,9 @@ sides as (
         coalesce(min(trials.margin) filter (
             where trials.early_known >= $calibration_min_scores
                 and trials.early <= (0.2 - late_shares.late_share) * trials.early_known
+                and (trials.margin >= 0 or (
+                    trials.fills >= $calibration_min_scores and trials.early <= 0.4 * trials.fills
+                ))
         ), max(trials.margin)) as margin_low
     from late_shares
     inner join bucket_trials as trials
