@@ -114,15 +114,17 @@ known as (
 ),
 
 margins as (
-    -- negative margins narrow an end (taken only from a kind's own outcomes, below)
-    select unnest(generate_series(-19, 40)) / 20.0 as margin
+    -- fine near zero, where a narrowing end is decided; coarser as margins grow (each margin
+    -- is one more pass over the known outcomes). Below zero narrows (only from a kind's own
+    -- outcomes, below)
+    select step / 10.0 as margin from generate_series(-9, 20) as steps (step)
+    where step not between -1 and 0
     union all
-    -- finer near zero, where a narrowing end is decided
-    select step / 100.0 from generate_series(-19, 19) as steps (step) where step % 5 <> 0
+    select step / 100.0 from generate_series(-9, 9) as steps (step)
     union all
-    select unnest(generate_series(5, 20)) / 2.0
+    select step / 2.0 from generate_series(5, 20) as steps (step)
     union all
-    select unnest(generate_series(11, 20)) * 1.0
+    select step * 1.0 from generate_series(11, 20) as steps (step)
 ),
 
 moved as (
