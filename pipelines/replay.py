@@ -23,8 +23,10 @@ REPLAY_TABLE = f"staging.{REPLAY_NAME}"
 
 _COLUMNS = """
     source varchar, volume_id varchar, resource varchar, origin timestamptz, state varchar,
-    days_to_full double, days_to_full_low double, days_to_full_high double, fingerprint varchar
+    days_to_full double, days_to_full_low double, days_to_full_high double, kind varchar,
+    fingerprint varchar
 """
+_COLUMN_NAMES = {column.split()[0] for column in _COLUMNS.split(",")}
 
 #: What `volumes` was at the origin: each volume in its source's last snapshot before the
 #: origin (those live in the day before it: the lake's day folder prunes the read to it). Only
@@ -103,9 +105,9 @@ _STEPS_AT = """
 #: forecast_calibration then calibrates from these very replays.
 _NO_CALIBRATION = """
     create or replace temp table replay_calibration (
-        source varchar, calibrated_at timestamptz, horizon varchar, above_days double,
-        up_to_days double, calibrated_from varchar, margin_low double, margin_high double,
-        late_unbounded boolean
+        source varchar, calibrated_at timestamptz, horizon varchar, kind varchar,
+        above_days double, up_to_days double, calibrated_from varchar, margin_low double,
+        margin_high double, late_unbounded boolean
     )
 """
 
@@ -181,7 +183,8 @@ def replay(
             [REPLAY_NAME],
         ).fetchall()
     }
-    if since is None or "fingerprint" not in columns:
+    # a table kept by an engine with other columns (before `kind`, say) is rebuilt whole
+    if since is None or columns != _COLUMN_NAMES:
         con.execute(f"create or replace table {REPLAY_TABLE} ({_COLUMNS})")
     else:
         # replays made with other SQL or parameters are not this forecast's
@@ -219,7 +222,7 @@ def replay(
             f"""
             insert into {REPLAY_TABLE}
             select source, volume_id, resource, as_of as origin, state, days_to_full,
-                days_to_full_low, days_to_full_high, $replay_fingerprint
+                days_to_full_low, days_to_full_high, kind, $replay_fingerprint
             from ({body})
             """,
             {

@@ -98,6 +98,7 @@ volcap_forecasts as (
     left join forecast_calibration as calibration
         on replay.source = calibration.source
         and replay.origin = calibration.calibrated_at
+        and replay.kind = calibration.kind
         and (
             replay.days_to_full > calibration.above_days
             and (calibration.up_to_days is null or replay.days_to_full <= calibration.up_to_days)

@@ -5,7 +5,8 @@
 -- A change of growth rate since then (the best broken line, when it explains enough of the
 -- line's residuals) restarts the fit at the break: the current regime, not an average of two.
 -- The model's 80% interval is then calibrated on the backtest's outcomes: each end moved by
--- the margins forecast_calibration found at the latest origin for the forecast's horizon bucket.
+-- the margins forecast_calibration found at the latest origin for the forecast's horizon bucket
+-- and kind.
 -- grain: (source, volume_id, resource) for volumes in their source's latest snapshot
 -- depends on: volumes, volume_observations, forecast_calibration
 -- parameters: $as_of, $window_days, $daily_fit_days, $shift_min_share, $shift_min_steps,
@@ -25,6 +26,11 @@
 --   growth_per_day_high: upper bound of the trend's 80% interval
 --   trend_break: true when the fit starts at a change of growth rate (not a level shift)
 --   growth_per_day_before: the growth rate before that change; null without a break
+--   kind: how far the fit can be trusted, known at as_of (forecast_calibration calibrates each
+--     kind apart): `short` (the fit spans under $daily_fit_days days: a young volume, or a
+--     recent level shift or change of rate), `rate_change` (fitted since a change of growth
+--     rate), `shifted` (since a level shift in the window), `noisy` (the whole window, the
+--     growth's 80% interval wider than ±5% of it) or `steady` (the whole window, a tighter one)
 --   interval_calibrated: the 80% interval is calibrated on the backtest's known outcomes
 --     (forecast_calibration); false: the model's own interval (too few outcomes known yet)
 --   days_to_full: days until the trend meets the current quota; null when not filling
@@ -555,6 +561,7 @@ joined as (
         history.history_hours,
         breaks.break_x is not null as trend_break,
         breaks.growth_before,
+        level_shifts.shift_x is not null as level_shift,
         classified.fit_points,
         classified.slope,
         classified.slope_low,
@@ -583,6 +590,10 @@ joined as (
         on current_usage.source = breaks.source
         and current_usage.volume_id = breaks.volume_id
         and current_usage.resource = breaks.resource
+    left join level_shifts
+        on current_usage.source = level_shifts.source
+        and current_usage.volume_id = level_shifts.volume_id
+        and current_usage.resource = level_shifts.resource
 ),
 
 states as (
@@ -604,6 +615,17 @@ states as (
 days as (
     select
         *,
+        -- how far the fit can be trusted, known at as_of: what forecast_calibration tells apart
+        -- (a forecast's own record differs by these: a young or just-broken fit overshoots
+        -- the rate, a precise one fills on time)
+        case
+            when history_hours is null then null
+            when history_hours < 24 * $daily_fit_days then 'short'
+            when trend_break then 'rate_change'
+            when level_shift then 'shifted'
+            when slope_high - slope > 0.05 * abs(slope) then 'noisy'
+            else 'steady'
+        end as kind,
         case
             when state = 'full' then 0.0
             when quota is null or trend is distinct from 'filling'
@@ -670,12 +692,14 @@ final as (
             as growth_per_day_high,
         trend_break,
         case when trend_break then growth_before end as growth_per_day_before,
+        kind,
         coalesce(calibrated_from, 'none') <> 'none' and days_low is not null
             as interval_calibrated
     from days
     left join (
         select
             source as calibration_source,
+            kind as calibration_kind,
             above_days,
             up_to_days,
             calibrated_from,
@@ -688,6 +712,7 @@ final as (
         qualify calibrated_at = max(calibrated_at) over (partition by source)
     ) as calibration
         on days.source = calibration.calibration_source
+        and days.kind = calibration.calibration_kind
         and (
             days.days_point > calibration.above_days
             and (calibration.up_to_days is null or days.days_point <= calibration.up_to_days)

@@ -1,24 +1,34 @@
 -- How far each end of the production forecast's 80% interval must move to hold 80% of what
--- happened: split-conformal margins per source and horizon bucket of the predicted days to
--- full, as known at each backtest origin (00:00 UTC of a day): the backtest scores each
--- origin's interval as it would have been published then, and quota_forecast uses the
--- latest origin's (today's 00:00: outcomes known by the day's start).
+-- happened: split-conformal margins per source, horizon bucket of the predicted days to full
+-- and kind of forecast (quota_forecast's `kind`, known at the origin), as known at each
+-- backtest origin (00:00 UTC of a day): the backtest scores each origin's interval as it would
+-- have been published then, and quota_forecast uses the latest origin's (today's 00:00:
+-- outcomes known by the day's start).
 -- Evidence: the volcap forecasts replayed at the origins of the $calibration_days days before
--- the instant (volcap_replay: the model's own interval), beside their fills (quota_fills).
+-- the instant (volcap_replay: the model's own interval and kind), beside their fills
+-- (quota_fills).
 -- Censoring: a margin m moves the late end to high + m x predicted days; it is judged on the
 -- forecasts whose moved end had passed by the instant, filled or not, so a slow fill is never
 -- left out for being slow (judging fills as they come would favour early ones). The late
--- end takes the smallest margin (0 to 20 predicted days: calibration only widens, since
--- narrowing to suit the fleet's imprecise forecasts would cut its precise ones) leaving at
--- most 10% of its known outcomes late, or is unbounded when none does; the early end then the smallest
--- margin keeping all misses within 20%. A bucket needs $calibration_min_scores outcomes
--- known at margin 0 for margins of its own; else its source's over all buckets; else the
--- model's interval stands (calibrated_from `none`).
+-- end takes the smallest margin (up to 20 predicted days) leaving at most 10% of its known
+-- outcomes late, or is unbounded when none does; the early end then the smallest margin
+-- keeping all misses within 20%.
+-- Kinds and fallbacks: a (bucket, kind) with $calibration_min_scores outcomes known at margin 0
+-- (its model early end passed) has margins of its own (calibrated_from `kind`); else its
+-- kind's over all buckets (`kind_pooled`), else its bucket's over all kinds (`bucket`), else
+-- its source's over all (`pooled`), else the model's interval stands (`none`).
+-- Narrowing (a margin below 0, moving an end towards the predicted days, never past it) is
+-- taken only from the forecast's own kind (`kind`, `kind_pooled`), and for the early end
+-- only when that kind has $calibration_min_scores fills known and the narrowed end leaves at
+-- most 40% of them (twice the miss budget) before it: forecasts that never fill (a quota
+-- raised in time, a cleanup) are never early, so they alone must not license cutting the
+-- early end of the forecasts that do fill. Pooled margins across kinds only widen: one kind's
+-- imprecise forecasts would otherwise cut through another's precise ones.
 -- Instants: the scored origins (backtest_origins); the replay also keeps the $calibration_days
 -- days before the first, so each instant's evidence is whole. An instant's margins read only
 -- replays and fills from before it: an incremental build computes the instants from its first
 -- changed day on, keeps the earlier ones and drops those that left backtest_origins.
--- grain: (source, calibrated_at, horizon)
+-- grain: (source, calibrated_at, horizon, kind)
 -- depends on: volcap_replay (source: kept by the build engine, pipelines/replay.py),
 --   quota_fills, backtest_origins
 -- parameters: $as_of, $since, $calibration_days, $calibration_min_scores
@@ -29,14 +39,19 @@
 --   calibrated_at: the backtest origin the margins hold for (00:00 UTC of a day)
 --   horizon: bucket of the predicted time to full: `≤ 7 d`, `≤ 30 d` or `> 30 d` (as in
 --     forecast_accuracy)
+--   kind: quota_forecast's kind of forecast: `steady`, `noisy`, `shifted`, `rate_change` or
+--     `short`
 --   above_days: the bucket holds predicted days to full above this...
 --   up_to_days: ...and up to this (null: no upper end)
---   scores: the bucket's forecasts whose model late end had passed by calibrated_at
---   calibrated_from: `bucket` (its own outcomes), `pooled` (its source's over all buckets)
---     or `none` (too few known: the model's interval stands)
---   margin_low: the early end moves earlier by this many times the predicted days
---   margin_high: the late end moves later by this many times the predicted days; null when
---     unbounded
+--   scores: the bucket's forecasts of this kind whose model early end had passed by
+--     calibrated_at
+--   calibrated_from: `kind` (its own outcomes), `kind_pooled` (its kind's over all buckets),
+--     `bucket` (its bucket's over all kinds), `pooled` (its source's over all) or `none` (too
+--     few known: the model's interval stands)
+--   margin_low: the early end moves earlier by this many times the predicted days (later,
+--     when negative)
+--   margin_high: the late end moves later by this many times the predicted days (earlier,
+--     when negative); null when unbounded
 --   late_unbounded: no margin held 90% of the known outcomes: the late end is unbounded
 with
 
@@ -44,6 +59,13 @@ horizons as (
     select * from (
         values ('≤ 7 d', 0.0, 7.0), ('≤ 30 d', 7.0, 30.0), ('> 30 d', 30.0, null)
     ) as horizons (horizon, above_days, up_to_days)
+),
+
+kinds as (
+    -- quota_forecast's `kind`: how far its fit can be trusted, known at the origin
+    select * from (
+        values ('steady'), ('noisy'), ('shifted'), ('rate_change'), ('short')
+    ) as kinds (kind)
 ),
 
 forecasts as (
@@ -83,6 +105,7 @@ known as (
         instants.calibrated_at,
         realized.source,
         horizons.horizon,
+        coalesce(realized.kind, 'short') as kind,
         realized.days_to_full as predicted,
         realized.days_to_full_low as low,
         realized.days_to_full_high as high,
@@ -102,9 +125,17 @@ known as (
 ),
 
 margins as (
-    select unnest(generate_series(0, 40)) / 10.0 as margin
+    -- fine near zero, where a narrowing end is decided; coarser as margins grow (each margin
+    -- is one more pass over the known outcomes). Below zero narrows (only from a kind's own
+    -- outcomes, below)
+    select step / 10.0 as margin from generate_series(-9, 20) as steps (step)
+    where step not between -1 and 0
     union all
-    select unnest(generate_series(9, 40)) / 2.0
+    select step / 100.0 from generate_series(-9, 9) as steps (step)
+    union all
+    select step / 2.0 from generate_series(5, 20) as steps (step)
+    union all
+    select step * 1.0 from generate_series(11, 20) as steps (step)
 ),
 
 moved as (
@@ -112,8 +143,11 @@ moved as (
     select
         known.*,
         margins.margin,
-        known.low - margins.margin * greatest(known.predicted, 1 / 24) as moved_low,
-        known.high + margins.margin * greatest(known.predicted, 1 / 24) as moved_high
+        -- as applied: an end never moves past the predicted days
+        least(known.low - margins.margin * greatest(known.predicted, 1 / 24), known.predicted)
+            as moved_low,
+        greatest(known.high + margins.margin * greatest(known.predicted, 1 / 24), known.predicted)
+            as moved_high
     from known
     cross join margins
 ),
@@ -126,30 +160,44 @@ trials as (
         calibrated_at,
         source,
         horizon,
+        kind,
         margin,
         count(*) filter (where elapsed >= moved_high) as late_known,
         count(*) filter (
             where elapsed >= moved_high and coalesce(filled_days, 'infinity'::double) > moved_high
         ) as late,
         count(*) filter (where elapsed >= moved_low) as early_known,
-        count(*) filter (where filled_days < moved_low) as early
+        count(*) filter (where filled_days < moved_low) as early,
+        count(filled_days) as fills
     from moved
     group by all
 ),
 
 bucket_trials as (
-    -- each bucket's trials, and the source's over all its buckets (horizon `*`)
-    select
-        calibrated_at,
-        source,
-        coalesce(horizon, '*') as horizon,
-        margin,
-        sum(late_known) as late_known,
-        sum(late) as late,
-        sum(early_known) as early_known,
-        sum(early) as early
-    from trials
-    group by grouping sets ((calibrated_at, source, horizon, margin), (calibrated_at, source, margin))
+    -- each kind's trials per bucket, the bucket's over all kinds (kind `*`) and the source's
+    -- over all buckets (horizon and kind `*`); margins below zero only for a kind's own
+    select *
+    from (
+        select
+            calibrated_at,
+            source,
+            coalesce(horizon, '*') as horizon,
+            coalesce(kind, '*') as kind,
+            margin,
+            sum(late_known) as late_known,
+            sum(late) as late,
+            sum(early_known) as early_known,
+            sum(early) as early,
+            sum(fills) as fills
+        from trials
+        group by grouping sets (
+            (calibrated_at, source, horizon, kind, margin),
+            (calibrated_at, source, kind, margin),
+            (calibrated_at, source, horizon, margin),
+            (calibrated_at, source, margin)
+        )
+    )
+    where margin >= 0 or kind <> '*'
 ),
 
 late_ends as (
@@ -159,12 +207,13 @@ late_ends as (
         calibrated_at,
         source,
         horizon,
-        coalesce(max(late_known) filter (where margin = 0), 0) as scores,
+        kind,
+        coalesce(max(early_known) filter (where margin = 0), 0) as scores,
         min(margin) filter (
             where late_known >= $calibration_min_scores and late <= 0.1 * late_known
         ) as margin_high
     from bucket_trials
-    group by calibrated_at, source, horizon
+    group by calibrated_at, source, horizon, kind
 ),
 
 late_shares as (
@@ -177,6 +226,7 @@ late_shares as (
         on late_ends.calibrated_at = trials.calibrated_at
         and late_ends.source = trials.source
         and late_ends.horizon = trials.horizon
+        and late_ends.kind = trials.kind
         and late_ends.margin_high = trials.margin
 ),
 
@@ -186,18 +236,23 @@ sides as (
         late_shares.calibrated_at,
         late_shares.source,
         late_shares.horizon,
+        late_shares.kind,
         late_shares.scores,
         late_shares.evidence,
         late_shares.margin_high,
         coalesce(min(trials.margin) filter (
             where trials.early_known >= $calibration_min_scores
                 and trials.early <= (0.2 - late_shares.late_share) * trials.early_known
+                and (trials.margin >= 0 or (
+                    trials.fills >= $calibration_min_scores and trials.early <= 0.4 * trials.fills
+                ))
         ), max(trials.margin)) as margin_low
     from late_shares
     inner join bucket_trials as trials
         on late_shares.calibrated_at = trials.calibrated_at
         and late_shares.source = trials.source
         and late_shares.horizon = trials.horizon
+        and late_shares.kind = trials.kind
     group by all
 ),
 
@@ -206,39 +261,61 @@ final as (
         instants.source,
         instants.calibrated_at,
         horizons.horizon,
+        kinds.kind,
         horizons.above_days,
         horizons.up_to_days,
         coalesce(own.scores, 0) as scores,
         case
-            when own.evidence then 'bucket'
+            when own.evidence then 'kind'
+            when kind.evidence then 'kind_pooled'
+            when bucket.evidence then 'bucket'
             when pooled.evidence then 'pooled'
             else 'none'
         end as calibrated_from,
         case
             when own.evidence then own.margin_low
+            when kind.evidence then kind.margin_low
+            when bucket.evidence then bucket.margin_low
             when pooled.evidence then pooled.margin_low
             else 0.0
         end as margin_low,
         case
             when own.evidence then own.margin_high
+            when kind.evidence then kind.margin_high
+            when bucket.evidence then bucket.margin_high
             when pooled.evidence then pooled.margin_high
             else 0.0
         end as margin_high,
         case
             when own.evidence then own.margin_high is null
+            when kind.evidence then kind.margin_high is null
+            when bucket.evidence then bucket.margin_high is null
             when pooled.evidence then pooled.margin_high is null
             else false
         end as late_unbounded
     from instants
     cross join horizons
+    cross join kinds
     left join sides as own
         on instants.source = own.source
         and instants.calibrated_at = own.calibrated_at
         and horizons.horizon = own.horizon
+        and kinds.kind = own.kind
+    left join sides as kind
+        on instants.source = kind.source
+        and instants.calibrated_at = kind.calibrated_at
+        and kind.horizon = '*'
+        and kinds.kind = kind.kind
+    left join sides as bucket
+        on instants.source = bucket.source
+        and instants.calibrated_at = bucket.calibrated_at
+        and horizons.horizon = bucket.horizon
+        and bucket.kind = '*'
     left join sides as pooled
         on instants.source = pooled.source
         and instants.calibrated_at = pooled.calibrated_at
         and pooled.horizon = '*'
+        and pooled.kind = '*'
 )
 
 select * from final
