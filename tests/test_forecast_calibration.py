@@ -11,6 +11,7 @@ import pytest
 from pipelines.models import models
 from pipelines.warehouse.engine import run_model
 from pipelines.warehouse.params import ForecastParams
+from pipelines.warehouse.schema import EPOCH
 
 #: the instant calibrated: every seeded forecast was made in the 20 days before it
 AS_OF = datetime(2026, 3, 1, tzinfo=UTC)
@@ -59,10 +60,15 @@ def calibration() -> duckdb.DuckDBPyConnection:
         "null, 'steady', 'x')",
         [AS_OF],
     )
+    # the instants calibrated are the backtest's scored origins (staging.backtest_origins)
+    con.execute("create table backtest_origins as select ?::timestamptz as origin", [AS_OF])
     run_model(
         con,
         models()["forecast_calibration"],
-        ForecastParams(calibration_days=28, calibration_min_scores=30).bindings(AS_OF, AS_OF),
+        {
+            **ForecastParams(calibration_days=28, calibration_min_scores=30).bindings(AS_OF, AS_OF),
+            "since": EPOCH,  # a full build's
+        },
     )
     yield con
     con.close()
