@@ -96,17 +96,22 @@ result = build_warehouse(Path(sys.argv[1]), full=sys.argv[2] == 'full')
 print(result.summary())
 print('seconds per step:', result.timings)
 # the forecast receipts' own steps: replaying volcap per origin, calibrating, scoring
-BACKTEST = ('volcap_replay', 'quota_fills', 'forecast_daily_sums', 'forecast_calibration',
-            'forecast_backtest', 'forecast_accuracy')
+BACKTEST = ('volcap_replay', 'quota_fills', 'forecast_daily_sums', 'backtest_origins',
+            'backtest_baselines', 'forecast_calibration', 'forecast_backtest', 'forecast_accuracy')
 print('backtest_seconds', sum(result.timings.get(step, 0.0) for step in BACKTEST))
 status = Path('/proc/self/status').read_text()
 print('peak_rss_kib', re.search(r'VmHWM:\\s+(\\d+)', status).group(1))
+import duckdb
+with duckdb.connect(str(result.path), read_only=True) as con:
+    total, free = con.execute('select total_blocks, free_blocks from pragma_database_size()').fetchone()
+print('file_mib', result.path.stat().st_size / 2**20, 'free_share', free / max(total, 1))
 """
 
 
 def build(data_dir: Path, mode: str) -> tuple[float, float, float, float]:
     """One build in a fresh process: (wall seconds, seconds inside build_warehouse, peak RSS
-    MiB of that process alone, seconds of the backtest's steps).
+    MiB of that process alone, seconds of the backtest's steps). It prints the published
+    file's size and its share of free blocks.
 
     Peak RSS is the child's own VmHWM: ru_maxrss would carry the parent's at fork.
     """
@@ -212,7 +217,8 @@ def main() -> None:
                 f"peak RSS {peak_mib:,.0f} MiB"
             )
             print(figures[-1])
-        print("\n".join(["", *figures]))
+        load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+        print("\n".join(["", *figures, f"load average at the end (1/5/15 min): {load}"]))
     finally:
         if args.data_dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)

@@ -19,6 +19,9 @@ DERIVED: dict[str, str] = {
     "volume_observation_steps": "volume_observations",
     "volcap_replay": "volume_observations",
 }
+#: Derived relations made with another model's SQL and parameters (pipelines/replay.py): a
+#: model reading one depends on that model's parameters too (`bound_parameters`).
+MADE_WITH: dict[str, str] = {"volcap_replay": "quota_forecast"}
 #: Relations the engine provides before any model runs (not models themselves).
 SOURCES: frozenset[str] = frozenset(
     {
@@ -46,6 +49,11 @@ APPEND = "append"
 _ALSO_REPLACES = re.compile(
     r"^--\s*incremental also replaces:\s*([a-z_][a-z0-9_]*)\b", re.MULTILINE
 )
+#: `-- incremental keeps: <condition>`: an incremental build also deletes the rows failing
+#: <condition> (one line of SQL over the table's columns, the build's parameters and the models
+#: the model depends on), so rows that left a window the model keeps (say, the latest N origins)
+#: go as a full build would leave them out.
+_KEEPS = re.compile(r"^--\s*incremental keeps:\s*(.+?)\s*$", re.MULTILINE)
 #: `-- grain: (a, b, …)`: the columns that identify a row.
 _GRAIN = re.compile(r"^--\s*grain:\s*\(([a-z0-9_, ]+)\)", re.MULTILINE)
 #: `-- columns:` (or `-- columns: those of <model> (<note>), and:`) opens the column dictionary
@@ -55,7 +63,8 @@ _COLUMNS = re.compile(r"^columns:(?:\s*those of ([a-z_][a-z0-9_]*) \((.*)\), and
 _COLUMN = re.compile(r"^ {2,3}([a-z_][a-z0-9_]*): (.+)$")
 #: a header line that starts a key (`grain:`, `depends on:` …) ends the model's summary
 _KEY_LINE = re.compile(
-    r"^(?:grain|depends on|parameters|incremental|incremental also replaces|materialized|columns):"
+    r"^(?:grain|depends on|parameters|incremental|incremental also replaces|incremental keeps"
+    r"|materialized|columns):"
 )
 #: `-- materialized: view` in a model's header: the build declares a view instead of a table
 #: (its parameters are written into the view as literals).
@@ -80,6 +89,8 @@ class Model:
     append: bool = False
     #: a relation whose rows' grain keys an incremental build also replaces
     also_replaces: str | None = None
+    #: a condition an incremental build deletes the rows failing (`-- incremental keeps:`)
+    keeps: str | None = None
     #: the columns that identify a row, from `-- grain: (…)` (empty when not a column list)
     grain: tuple[str, ...] = ()
     #: the header's first paragraph: what a row is (the table's comment in the catalog)
@@ -156,6 +167,7 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
         if append:
             incremental = None
         also_replaces = _ALSO_REPLACES.search(header)
+        keeps = _KEEPS.search(header)
         grain = _GRAIN.search(header)
         summary, columns, columns_of = _dictionary(header)
         materialized = _MATERIALIZED.search(header)
@@ -173,6 +185,7 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
             ),
             sources=tuple(sorted(relations & SOURCES)),
             parameters=parameters_of(text),
+            keeps=keeps.group(1) if keeps else None,
             incremental=incremental.group(1) if incremental else None,
             append=append,
             also_replaces=also_replaces.group(1) if also_replaces else None,
@@ -188,6 +201,8 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
             raise ValueError(f"incremental model {path} does not use $since")
         if append and f"previous_{path.stem}" not in relations:
             raise ValueError(f"append model {path} does not read previous_{path.stem}")
+        if keeps and not incremental:
+            raise ValueError(f"{path} keeps rows but has no incremental column")
         if also_replaces and (not incremental or not models[path.stem].grain):
             raise ValueError(f"{path} also replaces rows but has no incremental column or grain")
     order = TopologicalSorter({m.name: set(m.deps) for m in models.values()})
@@ -198,3 +213,25 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
 def models() -> dict[str, Model]:
     """The project's models (cached: the files do not change while the process runs)."""
     return load_models()
+
+
+def bound_parameters(name: str, every: dict[str, Model] | None = None) -> frozenset[str]:
+    """The parameters a model's rows depend on: its own, and those of the models (and of the
+    relations made with a model, MADE_WITH) it reads, transitively. An incremental build
+    rebuilds an incremental model whole when one of these changed since the previous build."""
+    every = every if every is not None else models()
+    seen: set[str] = set()
+    todo = [name]
+    bound: set[str] = set()
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in every:
+            continue
+        seen.add(current)
+        model = every[current]
+        bound.update(model.parameters)
+        if model.keeps:
+            bound.update(parameters_of(model.keeps))
+        todo.extend(model.deps)
+        todo.extend(MADE_WITH[source] for source in model.sources if source in MADE_WITH)
+    return frozenset(bound)

@@ -41,17 +41,63 @@ _VOLUMES_AT = """
     qualify snapshot_at = max(snapshot_at) over (partition by source)
 """
 
+#: The reconciliations a batch of origins read (from the first one's horizon on, first seen
+#: before the last), each beside the one before it: sorted once per batch, not per origin.
+_OBSERVATIONS = """
+    create or replace temp table replay_observations as
+    select
+        source, volume_id, reconciled_at, first_seen_at, used_bytes, inode_count,
+        lag(reconciled_at) over w as previous_reconciled_at,
+        lag(used_bytes) over w as used_bytes_previous,
+        lag(inode_count) over w as inode_count_previous,
+        lag(first_seen_at) over w as previous_first_seen_at
+    from volume_observations
+    where reconciled_at >= $horizon and first_seen_at < $last
+    window w as (partition by source, volume_id order by reconciled_at)
+"""
+
+#: Origins per batch: a batch's observations span its days and a forecast window before them
+#: (memory), and are sorted once for all of them (time).
+_BATCH = 7
+
 #: What `volume_observation_steps` was at the origin: the reconciliations first seen before
-#: it, from a day before its forecast window, each beside the one before it.
+#: it, from a day before its forecast window, each beside the one before it (from that day on
+#: too). The one before it in the batch is the one before it at the origin unless it was first
+#: seen after the origin (reconciliations first seen out of order): such a volume's steps are
+#: sorted anew.
 _STEPS_AT = """
-    create or replace temp table replay_steps as
+    create or replace temp view replay_steps as
+    with
+
+    known as (
+        select * from replay_observations
+        where first_seen_at < $origin and reconciled_at >= $horizon
+    ),
+
+    reordered as (
+        select distinct source, volume_id from known where previous_first_seen_at >= $origin
+    )
+
+    select
+        source, volume_id, reconciled_at, used_bytes, inode_count,
+        case when previous_reconciled_at >= $horizon then previous_reconciled_at end
+            as previous_reconciled_at,
+        case when previous_reconciled_at >= $horizon then used_bytes_previous end
+            as used_bytes_previous,
+        case when previous_reconciled_at >= $horizon then inode_count_previous end
+            as inode_count_previous
+    from known
+    anti join reordered
+        on known.source = reordered.source and known.volume_id = reordered.volume_id
+    union all
     select
         source, volume_id, reconciled_at, used_bytes, inode_count,
         lag(reconciled_at) over w as previous_reconciled_at,
         lag(used_bytes) over w as used_bytes_previous,
         lag(inode_count) over w as inode_count_previous
-    from volume_observations
-    where first_seen_at < $origin and reconciled_at >= $horizon
+    from known
+    semi join reordered
+        on known.source = reordered.source and known.volume_id = reordered.volume_id
     window w as (partition by source, volume_id order by reconciled_at)
 """
 
@@ -73,20 +119,33 @@ _STAND_INS = {
 }
 
 
-def origins(con: duckdb.DuckDBPyConnection, as_of: datetime, max_origins: int) -> list[datetime]:
-    """The origins the backtest scores: 00:00 UTC after each day with reconciliations first
-    seen, up to as_of (as forecast_backtest's baselines), the latest `max_origins` of them."""
+def origins(
+    con: duckdb.DuckDBPyConnection, as_of: datetime, max_origins: int, lookback_days: int
+) -> list[datetime]:
+    """The origins replayed: 00:00 UTC after each day with reconciliations first seen, up to
+    as_of; the latest `max_origins` of them (backtest_origins: those the backtest scores), and
+    those of the `lookback_days` days before the first (forecast_calibration's evidence for
+    it)."""
     rows = con.execute(
         """
-        select distinct cast(cast(first_seen_at as date) + 1 as timestamptz) as origin
-        from volume_observations
-        where first_seen_at < cast(cast($as_of as date) as timestamptz)
-        order by origin desc
-        limit $limit
+        with days as (
+            select distinct cast(cast(first_seen_at as date) + 1 as timestamptz) as origin
+            from volume_observations
+            where first_seen_at < cast(cast($as_of as date) as timestamptz)
+        ),
+        scored as (
+            select origin from days order by origin desc limit $limit
+        )
+        select origin from days
+        where origin >= (select min(origin) from scored) - to_days(cast($lookback as integer))
         """,
-        {"as_of": as_of, "limit": max_origins},
+        {"as_of": as_of, "limit": max_origins, "lookback": lookback_days},
     ).fetchall()
     return sorted(row[0].astimezone(UTC) for row in rows)
+
+
+def _timestamp(instant: datetime) -> str:
+    return f"timestamptz '{instant.astimezone(UTC).isoformat()}'"
 
 
 def _fingerprint(model: Model, bindings: dict[str, Any]) -> str:
@@ -109,6 +168,7 @@ def replay(
     bindings: dict[str, Any],
     since: date | None,
     max_origins: int,
+    lookback_days: int,
 ) -> int:
     """Bring the replay table up to date: drop origins outside the kept ones or whose inputs
     changed (from `since` on; all of them when None), then replay each missing origin with
@@ -134,7 +194,7 @@ def replay(
         # an origin reads the days before it: those from `since` on may have changed
         changed = datetime.combine(since, datetime.min.time(), UTC)
         con.execute(f"delete from {REPLAY_TABLE} where origin > $changed", {"changed": changed})
-    wanted = origins(con, bindings["as_of"], max_origins)
+    wanted = origins(con, bindings["as_of"], max_origins, lookback_days)
     if wanted:
         con.execute(f"delete from {REPLAY_TABLE} where origin < $first", {"first": wanted[0]})
     kept = {
@@ -144,12 +204,19 @@ def replay(
     body = _body(model)
     con.execute(_NO_CALIBRATION)
     window = timedelta(days=int(bindings["window_days"]) + 1)
+    missing = [origin for origin in wanted if origin not in kept]
     done = 0
-    for origin in wanted:
-        if origin in kept:
-            continue
+    for index, origin in enumerate(missing):
+        if index % _BATCH == 0:
+            batch = missing[index : index + _BATCH]
+            con.execute(_OBSERVATIONS, {"horizon": batch[0] - window, "last": batch[-1]})
         con.execute(_VOLUMES_AT, {"origin": origin})
-        con.execute(_STEPS_AT, {"origin": origin, "horizon": origin - window})
+        # a view: the forecast reads it once (views cannot take prepared parameters)
+        con.execute(
+            _STEPS_AT.replace("$origin", _timestamp(origin)).replace(
+                "$horizon", _timestamp(origin - window)
+            )
+        )
         at_origin = {**bindings, "as_of": origin}
         con.execute(
             f"""
@@ -165,6 +232,7 @@ def replay(
         )
         done += 1
     con.execute("drop table if exists replay_volumes")
-    con.execute("drop table if exists replay_steps")
+    con.execute("drop view if exists replay_steps")
+    con.execute("drop table if exists replay_observations")
     con.execute("drop table if exists replay_calibration")
     return done

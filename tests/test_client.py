@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from email.utils import formatdate
+from importlib.metadata import version
 
 import pytest
 
@@ -32,7 +33,7 @@ def test_sends_bearer_key_field_mask_and_user_agent(tmp_path):
     seen = srv.seen[0]
     assert seen.target.startswith("/v1/volumes?fields=")
     assert seen.headers["authorization"] == f"Bearer {TOKEN}"
-    assert seen.headers["user-agent"].startswith("volcap/")
+    assert seen.headers["user-agent"] == f"volcap/{version('volcap')}"
     fields = seen.target.split("fields=")[1].replace("%2C", ",").split(",")
     assert len(fields) == 12
     assert result.byte_count == len(GOOD.body)

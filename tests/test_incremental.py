@@ -22,6 +22,7 @@ from pipelines.assets.marts import MART_ASSETS
 from pipelines.compaction import compact_day
 from pipelines.lake import DataDir
 from pipelines.models import models
+from pipelines.replay import REPLAY_NAME
 from pipelines.resources import WarehouseResource
 from pipelines.warehouse import (
     INFO_TABLE,
@@ -35,8 +36,8 @@ from tests.lakegen import END, GIB, Volume, linear, noisy, snapshots, weekly, wr
 
 HOURS = 24 * 4  # four days ending at END (12:00)
 START = END - timedelta(hours=HOURS - 1)
-#: every model (the public tables and the staging ones) and the steps the engine keeps
-TABLES = (*models(), STEPS_NAME)
+#: every model (the public tables and the staging ones) and what the engine keeps
+TABLES = (*models(), STEPS_NAME, REPLAY_NAME)
 
 
 def fleet() -> list[Volume]:
@@ -298,6 +299,24 @@ def test_a_build_past_its_memory_limit_spills_and_gives_the_same_tables(tmp_path
         assert_same_rows(name, table(twins.incremental, name), table(twins.full, name))
 
 
+#: the backtest's origins and the forecast's window short, so the observations kept start at the
+#: 30-day trends window (31 days before as_of's day) and a 40-day lake drops its first week
+SHORT = ForecastParams(window_days=1, backtest_max_origins=2)
+
+
+def kept_observations(data_dir: Path) -> tuple[datetime, int, int]:
+    """The published warehouse's observations horizon, its observations, and those before the
+    horizon that are not seen since (trimming keeps none)."""
+    with duckdb.connect(str(DataDir(data_dir).warehouse), read_only=True) as con:
+        (kept,) = con.execute(f"select observations_horizon from {INFO_TABLE}").fetchone()
+        count, stale = con.execute(
+            "select count(*), count(*) filter (where reconciled_at < $kept "
+            "and last_seen_at < $kept) from staging.volume_observations",
+            {"kept": kept},
+        ).fetchone()
+    return kept, count, stale
+
+
 def test_observations_outside_every_window_leave_both_builds_alike(tmp_path):
     """Past a day before the longest window a model reads (31 days before as_of's day),
     volume_observations keeps only the reconciliations seen since: the same rows whether built
@@ -309,10 +328,19 @@ def test_observations_outside_every_window_leave_both_builds_alike(tmp_path):
     old = frame.filter(pl.col("snapshot_at") <= END - timedelta(hours=12))
     twins.write(old, name="day.parquet")  # compacted days
     twins.write(frame.filter(pl.col("snapshot_at").is_between(END - timedelta(hours=11), END)))
-    twins.build()
+    twins.build(params=SHORT)
+    kept, before, stale = kept_observations(twins.incremental)
+    assert kept == datetime.combine(END.date(), time(), UTC) - timedelta(days=31)
+    assert stale == 0
+    # hourly reconciliations: the first nine days of them are gone (the stalled volume's stays)
+    built = frame.filter(pl.col("snapshot_at") <= END, pl.col("last_reconciled_at").is_not_null())
+    assert before < 0.85 * built.select("source", "volume_id", "last_reconciled_at").n_unique()
     twins.write(frame.filter(pl.col("snapshot_at") > END))  # across midnight
-    result = twins.build()
+    result = twins.build(params=SHORT)
     assert (result.mode, result.since) == ("incremental", END.date())
+    assert result.timings["keep_observations"] >= 0
+    kept_after, _, stale = kept_observations(twins.incremental)
+    assert (kept_after, stale) == (kept + timedelta(days=1), 0)
     # a rerun of the new day's snapshots without the stalled volume: its reconciliation, first
     # seen weeks ago, was last seen the evening before
     midnight = datetime.combine(end.date(), time(), UTC)
@@ -320,7 +348,7 @@ def test_observations_outside_every_window_leave_both_builds_alike(tmp_path):
         for file in (data_dir / "lake" / "volume_snapshots").glob(f"snapshot_date={end.date()}/*"):
             file.unlink()
     twins.write(frame.filter(pl.col("snapshot_at") >= midnight, pl.col("volume_id") != "stalled"))
-    result = twins.build()
+    result = twins.build(params=SHORT)
     assert (result.mode, result.since) == ("incremental", end.date())
     with duckdb.connect(str(DataDir(twins.incremental).warehouse), read_only=True) as con:
         first_seen, last_seen = con.execute(
@@ -330,3 +358,138 @@ def test_observations_outside_every_window_leave_both_builds_alike(tmp_path):
         ).fetchone()
     assert first_seen < END - timedelta(days=30)  # the stalled volume's one reconciliation
     assert last_seen == midnight - timedelta(hours=1)
+
+
+def test_origins_leave_the_backtest_window_and_a_later_fill_scores_kept_origins(tmp_path):
+    """The backtest scores the latest backtest_max_origins origins (the replay also keeps the
+    calibration_days before them): an hourly build computes only the new day's origin, a fill
+    that comes later is scored on the forecasts kept from earlier builds, and the origin that
+    left the window is dropped, as a full build leaves it out."""
+    twins = Twins(tmp_path)
+    params = ForecastParams(backtest_max_origins=2, calibration_days=1)
+    end = END + timedelta(hours=13)  # 01:00 on the day after END
+    hours = 6 * 24
+    # reaches its 1000 GiB quota 136.2 hours after the lake's start: END + 7h
+    filler = Volume("filler", used=linear(773 * GIB, 40 * GIB), reconcile_every_hours=1)
+    frame = snapshots([*fleet(), filler], hours=hours, end=end)
+    twins.write(frame.filter(pl.col("snapshot_at") <= END))
+    twins.build(params=params)
+
+    def scored(data_dir: Path) -> dict[str, list[datetime]]:
+        with duckdb.connect(str(DataDir(data_dir).warehouse), read_only=True) as con:
+            rows = con.execute(
+                "select method, list(distinct origin order by origin) "
+                "from forecast_backtest group by method"
+            ).fetchall()
+        return {method: [o.astimezone(UTC) for o in origins] for method, origins in rows}
+
+    midnight = datetime.combine(END.date(), time(), UTC)
+    before = scored(twins.incremental)
+    assert set(before) == {"volcap", "predict_linear_6h", "predict_linear_window", "naive_7d"}
+    assert all(o == [midnight - timedelta(days=1), midnight] for o in before.values())
+
+    written = END
+    for hour in (6, 7, 12, 13):  # the fill (END + 7h), then midnight and the hour after it
+        twins.write(
+            frame.filter(
+                pl.col("snapshot_at").is_between(written, END + timedelta(hours=hour))
+            ).filter(pl.col("snapshot_at") > written)
+        )
+        written = END + timedelta(hours=hour)
+        result = twins.build(params=params)
+        assert result.mode == "incremental"
+        if hour == 7:
+            with duckdb.connect(str(DataDir(twins.incremental).warehouse), read_only=True) as con:
+                filled = con.execute(
+                    "select count(*) from forecast_backtest where volume_id = 'filler' "
+                    "and resource = 'bytes' and origin < $since and filled_at = $filled",
+                    {"since": midnight, "filled": END + timedelta(hours=7)},
+                ).fetchone()
+            # each method's forecast from the day before, kept from earlier builds, now filled
+            assert filled == (4,)
+    assert result.since == end.date()
+    after = scored(twins.incremental)
+    assert all(o == [midnight, midnight + timedelta(days=1)] for o in after.values())
+    with duckdb.connect(str(DataDir(twins.incremental).warehouse), read_only=True) as con:
+        replayed = con.execute(
+            f"select min(origin), count(distinct origin) from staging.{REPLAY_NAME}"
+        ).fetchone()
+    # the scored origins and the calibration day before the first
+    assert replayed == (midnight - timedelta(days=1), 3)
+    # a day before the horizon leaves the lake: its observations left the copy, so a full build
+    second_day = sorted((twins.incremental / "lake" / "volume_snapshots").iterdir())[1]
+    for data_dir in twins.each():
+        shutil.rmtree(data_dir / "lake" / "volume_snapshots" / second_day.name)
+    result = twins.build(params=SHORT)
+    assert (result.mode, result.full_reason) == (
+        "full",
+        "the lake changed before the observations kept",
+    )
+
+
+def test_the_backtest_origins_keep_the_observations_they_replay(tmp_path):
+    """The replay reads a day before the forecast window before each of its origins (the scored
+    ones and the calibration's days before them): with 20 origins, 7 calibration days and the
+    28-day window the observations kept reach 55 days before as_of's day, past the trends
+    window, and a build from that copy equals a full one."""
+    twins = Twins(tmp_path)
+    frame = snapshots(fleet()[:3], hours=24 * 70 + 13, end=END + timedelta(hours=13))
+    twins.write(frame.filter(pl.col("snapshot_at") <= END), name="day.parquet")
+    params = ForecastParams(backtest_max_origins=20, calibration_days=7)
+    # one thread: the baselines' slopes over 70 days of sums amplify the float noise of parallel
+    # aggregation past the comparison's 1e-6
+    twins.build(params=params, threads=1)
+    kept, _, stale = kept_observations(twins.incremental)
+    origins = 20  # one a day, the last the day of as_of
+    assert kept == datetime.combine(END.date(), time(), UTC) - timedelta(
+        days=origins - 1 + params.calibration_days + params.window_days + 1
+    )
+    assert stale == 0
+    twins.write(frame.filter(pl.col("snapshot_at") > END))
+    result = twins.build(params=params, threads=1)
+    assert result.mode == "incremental"
+    # fewer origins: the horizon moves up to the trends window and most observations go (the
+    # full build writes what stays, the incremental one deletes the rest)
+    result = twins.build(params=SHORT, threads=1)
+    assert result.mode == "incremental"
+    kept_short, _, stale = kept_observations(twins.full)
+    next_day = datetime.combine(END.date() + timedelta(days=1), time(), UTC)
+    assert (kept_short, stale) == (next_day - timedelta(days=31), 0)
+
+
+def catalog_of(data_dir: Path) -> list[tuple]:
+    """Every table, view and column with its type and description, as a reader lists them."""
+    with duckdb.connect(str(DataDir(data_dir).warehouse), read_only=True) as con:
+        return con.execute(
+            "select schema_name, table_name, column_name, data_type, comment from duckdb_columns() "
+            "union all select schema_name, table_name, null, null, comment from duckdb_tables() "
+            # a view's SQL names its build's lake links: its rows are compared instead
+            "union all select schema_name, view_name, null, null, comment from duckdb_views() "
+            "where not internal order by all"
+        ).fetchall()
+
+
+def file_blocks(data_dir: Path) -> tuple[int, int]:
+    with duckdb.connect(str(DataDir(data_dir).warehouse), read_only=True) as con:
+        return con.execute(
+            "select total_blocks, free_blocks from pragma_database_size()"
+        ).fetchone()
+
+
+def test_a_compacted_build_publishes_the_same_warehouse_without_free_blocks(tmp_path):
+    """Compacting (forced here; a build does it past a quarter of free blocks) copies every
+    table, view and description into a fresh file, and the next build starts from it."""
+    twins = Twins(tmp_path)
+    twins.write(frame_until(HOURS))
+    compacted = build_warehouse(twins.incremental, full=True, compact_free_share=0.0)
+    build_warehouse(twins.full, full=True, compact_free_share=1.0)
+    assert "compact" in compacted.timings
+    for name in TABLES:
+        assert_same_rows(name, table(twins.incremental, name), table(twins.full, name))
+    assert catalog_of(twins.incremental) == catalog_of(twins.full)
+    assert file_blocks(twins.incremental)[1] == 0
+    assert not list(tmp_path.glob("*/*.building*"))
+    twins.write(at(END + timedelta(hours=1)))
+    result = twins.build(compact_free_share=0.0)
+    assert result.mode == "incremental"
+    assert file_blocks(twins.incremental)[1] == 0

@@ -57,6 +57,15 @@ def test_origins_are_each_midnight_with_a_day_of_data_before_it(warehouse):
     assert origins[-1][0] <= END
 
 
+def test_every_method_is_scored_on_the_same_origins(warehouse):
+    origins = warehouse.execute(
+        "select method, list(distinct origin order by origin) from forecast_backtest "
+        "group by method"
+    ).fetchall()
+    assert len(origins) == 4
+    assert len({tuple(days) for _, days in origins}) == 1
+
+
 def test_a_volume_that_filled_is_scored_against_the_snapshot_it_filled_at(warehouse):
     scored = rows(
         warehouse,

@@ -27,6 +27,9 @@ from pipelines.warehouse.incremental import (
     Provision,
     append,
     first_changed_day,
+    keep_observations,
+    kept_horizon,
+    params_fingerprints,
     provider,
     read_copy,
     replace_from,
@@ -210,6 +213,7 @@ def build_warehouse(
     memory_limit: str | None = None,
     remote: Remote | None = None,
     threads: int | None = None,
+    compact_free_share: float | None = None,
 ) -> BuildResult:
     """Build every model from the lake into a new file, verify, and publish it atomically.
 
@@ -225,6 +229,9 @@ def build_warehouse(
     With a `remote` (the data dir is an object-store URL), the cached lake is first brought in
     line with the bucket, and the verified build is uploaded (marts, then `warehouse.duckdb`)
     before it replaces the local one: a refused upload leaves both as they were.
+
+    A full build whose file is at least `compact_free_share` (default `COMPACT_FREE_SHARE`)
+    free blocks, or an incremental one twice that, is first copied into a fresh, compact file.
     """
     started = time.perf_counter()
     layout = DataDir(Path(data_dir), remote=remote)
@@ -250,6 +257,9 @@ def build_warehouse(
             export_parquet=export_parquet,
             memory_limit=memory_limit,
             threads=threads,
+            compact_free_share=COMPACT_FREE_SHARE
+            if compact_free_share is None
+            else compact_free_share,
         )
         reason = "asked for a full build"
         if not full:
@@ -276,10 +286,43 @@ class BuildPlan:
     export_parquet: bool
     memory_limit: str
     threads: int | None
+    compact_free_share: float
 
 
 #: The oldest DuckDB release that must be able to open the warehouse.
 STORAGE_COMPATIBILITY = "v1.5.0"
+
+#: A full build's file with at least this share of free blocks is compacted before it is
+#: published; an incremental build's at twice it: its file keeps ~20% free blocks (what each
+#: build rewrites, reused by the next one), and a compacted file would only grow back.
+COMPACT_FREE_SHARE = 0.25
+
+
+def free_share(con: duckdb.DuckDBPyConnection) -> float:
+    """The share of the connection's database file that is free blocks (after a checkpoint)."""
+    total, free = con.execute(
+        "select total_blocks, free_blocks from pragma_database_size() "
+        "where database_name = current_database()"
+    ).fetchone() or (0, 0)
+    return free / total if total else 0.0
+
+
+def compact(con: duckdb.DuckDBPyConnection, target: Path) -> None:
+    """Copy the connection's database into the new file `target`, without its free blocks.
+
+    DuckDB reuses the blocks of dropped tables and deleted rows but never truncates its file
+    (the trimmed observations of a full build leave most of it free), and VACUUM reclaims
+    nothing: a copy (`COPY FROM DATABASE`, comments and views included) is its documented way.
+    """
+    database = scalar(con, "select current_database()")
+    con.execute(
+        f"attach {sql_string(str(target))} as compacted "
+        f"(storage_version {sql_string(STORAGE_COMPATIBILITY)})"
+    )
+    try:
+        con.execute(f'copy from database "{database}" to compacted')
+    finally:
+        con.execute("detach compacted")
 
 
 def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
@@ -298,6 +341,7 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
             since = first_changed_day(layout, manifest, as_of, building)
             timings["copy"] = round(time.perf_counter() - step, 3)
         spill = _beside(published, f"{token}.building.tmp")
+        compacted = _beside(published, f"{token}.building.compact")
         spilled = 0
         con = duckdb.connect(
             str(building),
@@ -347,14 +391,17 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
             }
             # before the lake view moves to this build's links: volume_snapshots reads it
             copy = read_copy(con, since)
+            fingerprints = params_fingerprints(bindings)
             horizon = steps_horizon(as_of, params)
-            kept = observations_horizon(as_of, params)
             first_day = min(entry.day for entry in manifest.values() if entry.day is not None)
-            if (
-                copy.previous_kept is not None
-                and kept < copy.previous_kept
-                and first_day < copy.previous_kept.date()
-            ):  # the copy may lack observations this as_of keeps
+            # the copy lacks the observations before previous_kept not seen since: a build that
+            # reads them (a lake day rebuilt before it, an as_of moved back) must be a full one
+            trimmed = copy.previous_kept
+            if trimmed is not None and first_day >= trimmed.date():
+                trimmed = None  # the lake starts after it: nothing was dropped
+            if trimmed is not None and since is not None and since < trimmed.date():
+                raise FullBuildNeeded("the lake changed before the observations kept")
+            if trimmed is not None and observations_horizon(as_of, params) < trimmed:
                 raise FullBuildNeeded("as_of moved back past the observations kept")
             step = time.perf_counter()
             known: dict[tuple[str, int], bool] = {}
@@ -384,14 +431,21 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                         timings[source] = round(time.perf_counter() - step, 3)
                 step = time.perf_counter()
                 if since is not None and model.incremental:
-                    replace_from(con, model, bindings, since)
+                    if copy.params.get(model.name) == fingerprints[model.name]:
+                        replace_from(con, model, bindings, since)
+                    else:  # its kept rows were made with other parameters: every day anew
+                        run_model(con, model, {**bindings, "since": EPOCH})
                 else:
                     run_model(con, model, bindings)
                 timings[model.name] = round(time.perf_counter() - step, 3)
                 spilled = max(spilled, _spill_size(spill))
-            # keep_observations(con, since, kept) stays off: pipelines/replay.py replays past
-            # origins (forecast_calibration) from volume_observations over the whole history,
-            # so dropping older reconciliations would change what an incremental build replays
+            kept = kept_horizon(con, as_of, params)
+            if trimmed is not None and kept < trimmed:
+                # the backtest's origins reach further back than the copy kept (days removed)
+                raise FullBuildNeeded("the backtest's origins reach before the observations kept")
+            step = time.perf_counter()
+            keep_observations(con, since, kept)
+            timings["keep_observations"] = round(time.perf_counter() - step, 3)
             rows = {
                 name: int(scalar(con, f'select count(*) from "{name}"'))
                 for name, model in models().items()
@@ -410,8 +464,21 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                     raise
                 log.warning("incremental build failed verification (%s)", error)
                 raise FullBuildNeeded(f"incremental build failed verification: {error}") from None
-            write_manifest(con, manifest, has_source, as_of, horizon, since or EPOCH, kept)
+            write_manifest(
+                con,
+                manifest,
+                has_source,
+                as_of,
+                horizon,
+                since or EPOCH,
+                kept,
+                fingerprints,
+            )
+            step = time.perf_counter()
+            con.execute("begin")  # one commit: one per COMMENT ON cost every build ~1 s
             undocumented = apply_comments(con, PUBLIC_TABLES)
+            con.execute("commit")
+            timings["comments"] = round(time.perf_counter() - step, 3)
             if undocumented:
                 log.warning("columns without a description: %s", ", ".join(undocumented))
             columns = {
@@ -436,9 +503,16 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
             step = time.perf_counter()
             con.execute("checkpoint")
             timings["checkpoint"] = round(time.perf_counter() - step, 3)
+            step = time.perf_counter()
+            threshold = plan.compact_free_share * (1 if since is None else 2)
+            if free_share(con) >= threshold:
+                compact(con, compacted)
+                timings["compact"] = round(time.perf_counter() - step, 3)
             spilled = max(spilled, _spill_size(spill))
         finally:
             con.close()
+        if compacted.exists():
+            os.replace(compacted, building)
         if spill.exists():
             remove(spill)
         remote = layout.remote

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,10 @@ import duckdb
 from pipelines import replay
 from pipelines.lake import DataDir
 from pipelines.lake_types import LAKE_DUCKDB_TYPES
-from pipelines.models import Model, models
+from pipelines.models import Model, bound_parameters, models, parameters_of
 from pipelines.warehouse.errors import FullBuildNeeded
 from pipelines.warehouse.lake_view import LakeFile
+from pipelines.warehouse.params import ForecastParams, observations_horizon
 from pipelines.warehouse.schema import (
     INFO_TABLE,
     MANIFEST_TABLE,
@@ -28,7 +29,11 @@ from pipelines.warehouse.schema import (
 )
 
 #: Bump when the engine's incremental logic changes, so the next build is a full one.
-ENGINE_VERSION = 5
+ENGINE_VERSION = 6
+
+#: Bindings that differ from build to build by design (the instant, the clock, the first day
+#: rebuilt): the other parameters are fixed settings, fingerprinted by `params_fingerprint`.
+_PER_BUILD = frozenset({"as_of", "built_at", "since"})
 
 
 def fingerprint() -> str:
@@ -37,6 +42,22 @@ def fingerprint() -> str:
     for model in models().values():
         digest.update(f"{model.name}\n{model.sql}\n".encode())
     return digest.hexdigest()
+
+
+def params_fingerprints(bindings: dict[str, Any]) -> dict[str, str]:
+    """Per incremental model, the parameters its rows depend on (`bound_parameters`) but the
+    per-build ones: when a model's differs from the previous build's, its kept rows (made with
+    the old values, such as the backtest's per-origin forecasts) are rebuilt whole."""
+    fingerprints = {}
+    for model in models().values():
+        if model.incremental:
+            bound = sorted(
+                (name, repr(bindings[name]))
+                for name in bound_parameters(model.name) - _PER_BUILD
+                if name in bindings
+            )
+            fingerprints[model.name] = hashlib.sha256(repr(bound).encode()).hexdigest()
+    return fingerprints
 
 
 def first_changed_day(
@@ -114,6 +135,7 @@ def write_manifest(
     horizon: datetime,
     since: date,
     kept: datetime,
+    params: dict[str, str],
 ) -> None:
     paths = sorted(manifest)
     con.execute(
@@ -133,8 +155,11 @@ def write_manifest(
     con.execute(
         f"create or replace table {INFO_TABLE} as "
         "select $fingerprint as fingerprint, $as_of as as_of, $horizon as steps_horizon, "
-        "$since as since, $kept as observations_horizon",
+        "$since as since, $kept as observations_horizon, "
+        "map($models, $fingerprints) as params_fingerprints",
         {
+            "models": sorted(params),
+            "fingerprints": [params[name] for name in sorted(params)],
             "fingerprint": fingerprint(),
             "as_of": as_of,
             "horizon": horizon,
@@ -252,6 +277,22 @@ def prepare_observations_before(
         )
 
 
+def kept_horizon(
+    con: duckdb.DuckDBPyConnection, as_of: datetime, params: ForecastParams
+) -> datetime:
+    """The first instant `keep_observations` keeps, read once the models have run: the windows'
+    horizon (`observations_horizon`), or earlier if the backtest's oldest origin needs it —
+    the replay reads a day before the forecast window before each origin. The origins are the
+    latest days with reconciliations first seen, and the calibration's days before the first:
+    every one from the horizon on survives the trimming, so a build from the trimmed copy
+    finds the same origins as a full build."""
+    kept = observations_horizon(as_of, params)
+    origins = replay.origins(con, as_of, params.backtest_max_origins, params.calibration_days)
+    if origins:
+        kept = min(kept, origins[0] - timedelta(days=params.window_days + 1))
+    return kept
+
+
 def keep_observations(con: duckdb.DuckDBPyConnection, since: date | None, kept: datetime) -> None:
     """Drop from `staging.volume_observations` what no later build reads: the reconciliations
     measured before `kept` and not seen since (`observations_horizon`). What the models read
@@ -260,20 +301,21 @@ def keep_observations(con: duckdb.DuckDBPyConnection, since: date | None, kept: 
     `prepare_observations_before` asks for a full build). A full build and an incremental one
     drop the same rows."""
     keep = "reconciled_at >= $kept or last_seen_at >= $kept"
-    if since is None:  # most of the table goes: writing what stays beats deleting the rest
-        con.execute(
-            f"create table {STAGING_SCHEMA}.volume_observations_kept as "
-            f"select * from {STAGING_SCHEMA}.volume_observations where {keep}",
-            {"kept": kept},
-        )
-        con.execute(f"drop table {STAGING_SCHEMA}.volume_observations")
-        con.execute(
-            f"alter table {STAGING_SCHEMA}.volume_observations_kept rename to volume_observations"
-        )
+    table = f"{STAGING_SCHEMA}.volume_observations"
+    dropped, total = con.execute(
+        f"select count(*) filter (where not ({keep})), count(*) from {table}", {"kept": kept}
+    ).fetchone() or (0, 0)
+    if not dropped:  # a lake shorter than the horizon: rewriting the table would free its blocks
         return
-    con.execute(
-        f"delete from {STAGING_SCHEMA}.volume_observations where not ({keep})", {"kept": kept}
-    )
+    if since is None and 2 * dropped > total:
+        # most of the table goes: writing what stays beats deleting the rest
+        con.execute(
+            f"create table {table}_kept as select * from {table} where {keep}", {"kept": kept}
+        )
+        con.execute(f"drop table {table}")
+        con.execute(f"alter table {table}_kept rename to volume_observations")
+        return
+    con.execute(f"delete from {table} where not ({keep})", {"kept": kept})
 
 
 #: Kept by the engine beside volume_observations (see `update_observation_steps`).
@@ -409,6 +451,11 @@ def replace_from(
     if kind.startswith("TIMESTAMP"):
         bound = datetime(since.year, since.month, since.day, tzinfo=UTC)
     con.execute(f'delete from "{model.name}" where "{column}" >= $since', {"since": bound})
+    if model.keeps:
+        con.execute(
+            f'delete from "{model.name}" where not ({model.keeps})',
+            {name: bindings[name] for name in parameters_of(model.keeps)},
+        )
     if model.also_replaces:
         key = ", ".join(model.grain)
         con.execute(
@@ -477,6 +524,8 @@ class Copy:
     previous_horizon: datetime | None = None
     #: the horizon volume_observations was kept from (`keep_observations`)
     previous_kept: datetime | None = None
+    #: the previous build's parameter fingerprints per incremental model (`params_fingerprints`)
+    params: dict[str, str] = field(default_factory=dict)
 
 
 def read_copy(con: duckdb.DuckDBPyConnection, since: date | None) -> Copy:
@@ -505,6 +554,12 @@ def read_copy(con: duckdb.DuckDBPyConnection, since: date | None) -> Copy:
         ),
         previous_horizon=scalar(con, f"select steps_horizon from {INFO_TABLE}"),
         previous_kept=scalar(con, f"select observations_horizon from {INFO_TABLE}"),
+        params=dict(
+            con.execute(
+                f"select unnest(map_keys(params_fingerprints)), "
+                f"unnest(map_values(params_fingerprints)) from {INFO_TABLE}"
+            ).fetchall()
+        ),
     )
 
 
@@ -537,6 +592,7 @@ def _volcap_replay(p: Provision) -> None:
         p.bindings,
         p.copy.since,
         int(p.bindings["backtest_max_origins"]),
+        int(p.bindings["calibration_days"]),
     )
 
 

@@ -1,20 +1,24 @@
--- Forecasts scored against what happened: for every series (volume and resource) and every
--- daily origin (00:00 UTC) in the lake's history, what each method would have said from the
--- data known before the origin, beside when usage really reached the quota.
+-- Forecasts scored against what happened: for every series (volume and resource) and each of
+-- the latest $backtest_max_origins daily origins (00:00 UTC; backtest_origins), what each
+-- method would have said from the data known before the origin, beside when usage really
+-- reached the quota. All four methods are scored on the same origins, so the table is bounded
+-- (series x 4 methods x origins) whatever the lake's history.
 -- Methods: `predict_linear_6h` (a line over the last 6 hours, as the Kubernetes PVC-filling
 -- alerts do), `predict_linear_window` (a line over the last $window_days days), `naive_7d`
--- (average growth of the last 7 days), all computed here from the reconciliations first seen
--- before the origin; and `volcap`, the production forecast (quota_forecast's SQL and
--- parameters) replayed by the build engine at each origin on the data known before it
--- (volcap_replay: each origin once, the latest settings.BACKTEST_MAX_ORIGINS kept).
+-- (average growth of the last 7 days), computed from the reconciliations first seen before the
+-- origin (backtest_baselines, kept per origin); and `volcap`, the production forecast
+-- (quota_forecast's SQL and parameters) replayed by the build engine at each origin on the data
+-- known before it (volcap_replay: each origin once).
 -- Realized: `filled_at` is the first snapshot at or after the origin whose usage reached its
 -- quota; `censored` when none did by the latest snapshot (then `days_until_filled` and
 -- `abs_error_days` are null: an unfilled volume has no error yet, only a lower bound).
 -- Origins are days with reconciliations of the series; a volume full at the origin is `full`.
+-- Each build re-scores the kept forecasts against quota_fills (a fill may come for any origin,
+-- and in_interval depends on the build's instant): a bounded rebuild, not a replay.
 -- grain: (source, volume_id, resource, method, origin)
--- depends on: forecast_daily_sums, volume_daily, quota_fills, forecast_calibration, volcap_replay
---   (source: kept by the build engine, pipelines/replay.py)
--- parameters: $as_of, $window_days, $critical_days, $warning_days, $max_forecast_days
+-- depends on: backtest_origins, backtest_baselines, quota_fills, forecast_calibration,
+--   volcap_replay (source: kept by the build engine, pipelines/replay.py)
+-- parameters: $as_of, $critical_days, $warning_days, $max_forecast_days
 -- columns:
 --   source: the fleet
 --   volume_id: the volume, unique within its source
@@ -22,7 +26,8 @@
 --   method: `volcap` (the production forecast), `predict_linear_6h` (a line over the last 6
 --     hours, like the Kubernetes PVC-filling alerts), `predict_linear_window` (a line over the
 --     forecast window) or `naive_7d` (average growth of the last 7 days)
---   origin: the forecast's instant (00:00 UTC of a day): it uses only data known before it
+--   origin: the forecast's instant (00:00 UTC of a day): it uses only data known before it;
+--     the latest settings.BACKTEST_MAX_ORIGINS days' origins, the same for every method
 --   state: the predicted state, as in quota_forecast
 --   risk: the predicted risk: `critical`, `warning` or `ok`
 --   days_to_full: predicted days from the origin to full
@@ -42,115 +47,15 @@
 --   as_of: the build's as_of: the latest snapshot_at in the lake
 with
 
-daily_sums as (
-    select
-        *,
-        -- days since the reference instant of forecast_daily_sums' x
-        datediff('day', date '2020-01-01', day) as day_number,
-        cast(day as timestamptz) + interval 1 day as origin
-    from forecast_daily_sums
-    -- origins up to the build's instant (the session runs in UTC)
-    where day < cast($as_of as date)
-),
-
-windowed as (
-    select
-        *,
-        sum(n) over fit_window as wn,
-        sum(sx) over fit_window as wsx,
-        sum(sy) over fit_window as wsy,
-        sum(sxx) over fit_window as wsxx,
-        sum(sxy) over fit_window as wsxy,
-        arg_min(last_y, day_number) over week as week_first_y,
-        arg_min(last_x, day_number) over week as week_first_x
-    from daily_sums
-    window
-        fit_window as (
-            partition by source, volume_id, resource order by day_number
-            range between $window_days - 1 preceding and current row
-        ),
-        week as (
-            partition by source, volume_id, resource order by day_number
-            range between 7 preceding and current row
-        )
-),
-
-quotas as (
-    -- the quota in force at the origin: the end of the day before it
-    select source, volume_id, 'bytes' as resource, day, max_size_bytes as quota
-    from volume_daily
-    union all
-    select source, volume_id, 'inodes', day, max_file_count
-    from volume_daily
-),
-
-baselines as (
-    select
-        windowed.source,
-        windowed.volume_id,
-        windowed.resource,
-        windowed.origin,
-        windowed.last_y as current,
-        windowed.last_x,
-        windowed.day_number,
-        quotas.quota,
-        unnest([
-            {'method': 'predict_linear_6h', 'slope': case when n6 >= 2 then slope_6h end},
-            {
-                'method': 'predict_linear_window',
-                'slope': (wn * wsxy - wsx * wsy) / nullif(wn * wsxx - wsx * wsx, 0)
-            },
-            {
-                'method': 'naive_7d',
-                'slope': (last_y - week_first_y) / nullif(last_x - week_first_x, 0)
-            }
-        ], recursive := true)
-    from windowed
-    inner join quotas
-        on windowed.source = quotas.source
-        and windowed.volume_id = quotas.volume_id
-        and windowed.resource = quotas.resource
-        and windowed.day = quotas.day
-),
-
 baseline_forecasts as (
+    -- the baselines, kept per origin (backtest_baselines)
     select
-        source,
-        volume_id,
-        resource,
-        method,
-        origin,
-        case
-            when quota is null then 'unbounded'
-            when current >= quota then 'full'
-            when slope is null then 'insufficient_history'
-            -- as in quota_forecast: a rise that fills nothing within the horizon is no trend
-            when slope > 0 and (quota - current) / slope <= $max_forecast_days then 'filling'
-            when slope < 0 then 'shrinking'
-            else 'flat'
-        end as state,
-        case
-            when quota is null then null
-            when current >= quota then 0.0
-            -- from the last observation, in days after the origin
-            when slope > 0 then greatest(
-                (quota - current) / slope + last_x - day_number - 1,
-                0.0
-            )
-        end as days_point,
+        *,
         cast(null as double) as days_to_full_low,
         cast(null as double) as days_to_full_high,
         cast(null as boolean) as interval_calibrated
-    -- a slope within float noise of zero is zero: sums over x in days since 2020 cancel to
-    -- about 1e-11 of the level, so an incremental and a full build could otherwise call the
-    -- same flat series `flat` and `shrinking`
-    from (
-        select * replace (
-            case when abs(slope) <= 1e-9 * greatest(abs(current), 1.0) then 0.0 else slope end
-            as slope
-        )
-        from baselines
-    )
+    from backtest_baselines
+    where origin <= $as_of
 ),
 
 volcap_forecasts as (
@@ -199,6 +104,9 @@ volcap_forecasts as (
             and (calibration.up_to_days is null or replay.days_to_full <= calibration.up_to_days)
             or (calibration.above_days = 0 and replay.days_to_full = 0)
         )
+    -- the scored origins (the replay also keeps the days before them that calibrate them)
+    semi join backtest_origins as origins
+        on replay.origin = origins.origin
     where replay.origin <= $as_of
 ),
 
@@ -208,16 +116,38 @@ forecasts as (
     select * from volcap_forecasts
 ),
 
+filled_series as (
+    select distinct source, volume_id, resource
+    from quota_fills
+),
+
 realized as (
+    -- the first fill at or after the origin; the as-of join sorts what it joins, so only the
+    -- series that ever filled go through it (most never do)
     select
         forecasts.*,
         fills.snapshot_at as filled_at
-    from forecasts
+    from (
+        select * from forecasts
+        semi join filled_series
+            on forecasts.source = filled_series.source
+            and forecasts.volume_id = filled_series.volume_id
+            and forecasts.resource = filled_series.resource
+    ) as forecasts
     asof left join quota_fills as fills
         on forecasts.source = fills.source
         and forecasts.volume_id = fills.volume_id
         and forecasts.resource = fills.resource
         and forecasts.origin <= fills.snapshot_at
+    union all by name
+    select
+        forecasts.*,
+        cast(null as timestamptz) as filled_at
+    from forecasts
+    anti join filled_series
+        on forecasts.source = filled_series.source
+        and forecasts.volume_id = filled_series.volume_id
+        and forecasts.resource = filled_series.resource
 ),
 
 final as (

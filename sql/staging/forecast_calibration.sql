@@ -24,10 +24,16 @@
 -- raised in time, a cleanup) are never early, so they alone must not license cutting the
 -- early end of the forecasts that do fill. Pooled margins across kinds only widen: one kind's
 -- imprecise forecasts would otherwise cut through another's precise ones.
+-- Instants: the scored origins (backtest_origins); the replay also keeps the $calibration_days
+-- days before the first, so each instant's evidence is whole. An instant's margins read only
+-- replays and fills from before it: an incremental build computes the instants from its first
+-- changed day on, keeps the earlier ones and drops those that left backtest_origins.
 -- grain: (source, calibrated_at, horizon, kind)
 -- depends on: volcap_replay (source: kept by the build engine, pipelines/replay.py),
---   quota_fills
--- parameters: $as_of, $calibration_days, $calibration_min_scores
+--   quota_fills, backtest_origins
+-- parameters: $as_of, $since, $calibration_days, $calibration_min_scores
+-- incremental: calibrated_at (an incremental build replaces the instants from $since on)
+-- incremental keeps: calibrated_at in (select origin from backtest_origins)
 -- columns:
 --   source: the fleet
 --   calibrated_at: the backtest origin the margins hold for (00:00 UTC of a day)
@@ -67,6 +73,8 @@ forecasts as (
     select *
     from volcap_replay
     where state <> 'full' and days_to_full is not null and origin <= $as_of
+        -- those the instants computed read: the $calibration_days days before the first
+        and origin >= cast($since as timestamptz) - to_days(cast($calibration_days as integer))
 ),
 
 realized as (
@@ -82,9 +90,12 @@ realized as (
 ),
 
 instants as (
-    select distinct source, origin as calibrated_at
-    from volcap_replay
-    where origin <= $as_of
+    -- the scored origins this build computes (a full build: all of them)
+    select distinct replay.source, replay.origin as calibrated_at
+    from volcap_replay as replay
+    semi join backtest_origins as origins
+        on replay.origin = origins.origin
+    where replay.origin <= $as_of and replay.origin >= $since
 ),
 
 known as (
