@@ -359,6 +359,16 @@ def test_observations_outside_every_window_leave_both_builds_alike(tmp_path):
     assert first_seen < END - timedelta(days=30)  # the stalled volume's one reconciliation
     assert last_seen == midnight - timedelta(hours=1)
 
+    # a day before the horizon leaves the lake: its observations left the copy, so a full build
+    second_day = sorted((twins.incremental / "lake" / "volume_snapshots").iterdir())[1]
+    for data_dir in twins.each():
+        shutil.rmtree(data_dir / "lake" / "volume_snapshots" / second_day.name)
+    result = twins.build(params=SHORT)
+    assert (result.mode, result.full_reason) == (
+        "full",
+        "the lake changed before the observations kept",
+    )
+
 
 def test_origins_leave_the_backtest_window_and_a_later_fill_scores_kept_origins(tmp_path):
     """The backtest scores the latest backtest_max_origins origins (the replay also keeps the
@@ -416,15 +426,6 @@ def test_origins_leave_the_backtest_window_and_a_later_fill_scores_kept_origins(
         ).fetchone()
     # the scored origins and the calibration day before the first
     assert replayed == (midnight - timedelta(days=1), 3)
-    # a day before the horizon leaves the lake: its observations left the copy, so a full build
-    second_day = sorted((twins.incremental / "lake" / "volume_snapshots").iterdir())[1]
-    for data_dir in twins.each():
-        shutil.rmtree(data_dir / "lake" / "volume_snapshots" / second_day.name)
-    result = twins.build(params=SHORT)
-    assert (result.mode, result.full_reason) == (
-        "full",
-        "the lake changed before the observations kept",
-    )
 
 
 def test_the_backtest_origins_keep_the_observations_they_replay(tmp_path):
