@@ -54,22 +54,17 @@ def calibration() -> duckdb.DuckDBPyConnection:
     _seed(con, "steady", [10.2 + (i % 3) / 10 for i in range(40)])
     # shifted: 40 forecasts, 4 filled mid-interval, the rest never (cleaned up in time)
     _seed(con, "shifted", [10.0] * 4 + [None] * 36)
-    # the origin calibrated: AS_OF itself (margins hold for the replay's origins)
+    # the origin calibrated: AS_OF itself (margins hold for the replay's scored origins)
     con.execute(
         "insert into volcap_replay values ('fleet', 'now', 'bytes', ?, 'flat', null, null, "
         "null, 'steady', 'x')",
         [AS_OF],
     )
-    # the instants calibrated are the backtest's scored origins (staging.backtest_origins)
     con.execute("create table backtest_origins as select ?::timestamptz as origin", [AS_OF])
-    run_model(
-        con,
-        models()["forecast_calibration"],
-        {
-            **ForecastParams(calibration_days=28, calibration_min_scores=30).bindings(AS_OF, AS_OF),
-            "since": EPOCH,  # a full build's
-        },
-    )
+    params = ForecastParams(calibration_days=28, calibration_min_scores=30)
+    # a full build: every instant computed
+    bindings = {**params.bindings(AS_OF, AS_OF), "since": EPOCH}
+    run_model(con, models()["forecast_calibration"], bindings)
     yield con
     con.close()
 
