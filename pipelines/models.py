@@ -42,7 +42,12 @@ _PARAMETER = re.compile(r"\$([a-z_][a-z0-9_]*)")
 #: `-- incremental: append`: the model reads its own earlier rows as `previous_<name>`; an
 #: incremental build keeps the table, drops the rows the model would not keep of it (by `as_of`,
 #: see `pipelines/warehouse/incremental.py`) and inserts the model's rows for this build.
-_INCREMENTAL = re.compile(r"^--\s*incremental:\s*([a-z_][a-z0-9_]*)\b", re.MULTILINE)
+#: `-- incremental: <column> after $since`: rows keyed by an instant that reads only the days
+#: before it (a backtest origin at 00:00 UTC): the rows at $since's 00:00 stand, and only those
+#: after it are deleted and inserted anew (the model selects `<column> > $since`).
+_INCREMENTAL = re.compile(
+    r"^--\s*incremental:\s*([a-z_][a-z0-9_]*)\b(\s+after\s+\$since\b)?", re.MULTILINE
+)
 APPEND = "append"
 #: `-- incremental also replaces: <relation>`: an incremental build also deletes the rows whose
 #: grain key is in <relation> (a source the engine provides), for the model to insert them anew.
@@ -85,6 +90,8 @@ class Model:
     parameters: tuple[str, ...]
     #: the column an incremental build replaces rows by (from $since on); None: rebuilt whole
     incremental: str | None = None
+    #: `-- incremental: <column> after $since`: rows at $since's 00:00 stand (see _INCREMENTAL)
+    incremental_after: bool = False
     #: `-- incremental: append`: an incremental build appends this build's rows (see APPEND)
     append: bool = False
     #: a relation whose rows' grain keys an incremental build also replaces
@@ -187,6 +194,7 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
             parameters=parameters_of(text),
             keeps=keeps.group(1) if keeps else None,
             incremental=incremental.group(1) if incremental else None,
+            incremental_after=bool(incremental and incremental.group(2)),
             append=append,
             also_replaces=also_replaces.group(1) if also_replaces else None,
             grain=tuple(c.strip() for c in grain.group(1).split(",")) if grain else (),

@@ -26,6 +26,7 @@ from pipelines.warehouse.errors import BuildError, EmptyLakeError, FullBuildNeed
 from pipelines.warehouse.incremental import (
     Provision,
     append,
+    check_origins,
     first_changed_day,
     keep_observations,
     kept_horizon,
@@ -439,6 +440,8 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                     run_model(con, model, bindings)
                 timings[model.name] = round(time.perf_counter() - step, 3)
                 spilled = max(spilled, _spill_size(spill))
+            if since is not None:
+                check_origins(con, since)
             kept = kept_horizon(con, as_of, params)
             if trimmed is not None and kept < trimmed:
                 # the backtest's origins reach further back than the copy kept (days removed)

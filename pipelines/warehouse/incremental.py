@@ -450,7 +450,8 @@ def replace_from(
     bound: date | datetime = since
     if kind.startswith("TIMESTAMP"):
         bound = datetime(since.year, since.month, since.day, tzinfo=UTC)
-    con.execute(f'delete from "{model.name}" where "{column}" >= $since', {"since": bound})
+    after = ">" if model.incremental_after else ">="
+    con.execute(f'delete from "{model.name}" where "{column}" {after} $since', {"since": bound})
     if model.keeps:
         con.execute(
             f'delete from "{model.name}" where not ({model.keeps})',
@@ -533,6 +534,13 @@ def read_copy(con: duckdb.DuckDBPyConnection, since: date | None) -> Copy:
     if since is None:
         return Copy()
     since_at = datetime.combine(since, datetime.min.time(), UTC)
+    # the models kept by origin compute only the origins after since's 00:00 (an earlier one
+    # reads only unchanged days): `check_origins` compares what this build's origins hold
+    con.execute(
+        f"create temp table {COPIED_ORIGINS} as "
+        f"select origin from {qualified('backtest_origins')} where origin <= $since",
+        {"since": since_at},
+    )
     replaced = "replaced_observation_keys"
     con.execute(
         f"""
@@ -561,6 +569,23 @@ def read_copy(con: duckdb.DuckDBPyConnection, since: date | None) -> Copy:
             ).fetchall()
         ),
     )
+
+
+#: the copy's backtest origins up to the first changed day (`read_copy`)
+COPIED_ORIGINS = "copied_backtest_origins"
+
+
+def check_origins(con: duckdb.DuckDBPyConnection, since: date) -> None:
+    """Ask for a full build when an origin up to `since`'s 00:00 entered the backtest (later
+    origins left it: their days were removed): the models kept by origin compute only those
+    after it, and kept no rows for it."""
+    if scalar(
+        con,
+        f"select count(*) from {qualified('backtest_origins')} "
+        f"where origin <= $since and origin not in (select origin from {COPIED_ORIGINS})",
+        {"since": datetime.combine(since, datetime.min.time(), UTC)},
+    ):
+        raise FullBuildNeeded("an origin before the first changed day entered the backtest")
 
 
 @dataclass(frozen=True)

@@ -116,9 +116,19 @@ forecasts as (
     select * from volcap_forecasts
 ),
 
+first_fills as (
+    -- the first fill of each UTC day from the earliest origin on: the first fill at or after a
+    -- 00:00 origin is the first of the earliest such day. quota_fills holds every snapshot at
+    -- or over the quota, so it grows with the history: the as-of join sorts only these
+    select source, volume_id, resource, min(snapshot_at) as snapshot_at
+    from quota_fills
+    where snapshot_at >= (select min(origin) from forecasts)
+    group by source, volume_id, resource, cast(snapshot_at as date)
+),
+
 filled_series as (
     select distinct source, volume_id, resource
-    from quota_fills
+    from first_fills
 ),
 
 realized as (
@@ -134,7 +144,7 @@ realized as (
             and forecasts.volume_id = filled_series.volume_id
             and forecasts.resource = filled_series.resource
     ) as forecasts
-    asof left join quota_fills as fills
+    asof left join first_fills as fills
         on forecasts.source = fills.source
         and forecasts.volume_id = fills.volume_id
         and forecasts.resource = fills.resource
