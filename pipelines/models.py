@@ -59,6 +59,12 @@ _ALSO_REPLACES = re.compile(
 #: the model depends on), so rows that left a window the model keeps (say, the latest N origins)
 #: go as a full build would leave them out.
 _KEEPS = re.compile(r"^--\s*incremental keeps:\s*(.+?)\s*$", re.MULTILINE)
+#: `-- incremental updates: <column> = <expression>`: an incremental build sets <column> of the
+#: rows it keeps to <expression> (one line of SQL over the build's parameters): a column that is
+#: the build's instant on every row, so the kept rows need not be written anew.
+_UPDATES = re.compile(
+    r"^--\s*incremental updates:\s*([a-z_][a-z0-9_]*)\s*=\s*(.+?)\s*$", re.MULTILINE
+)
 #: `-- grain: (a, b, …)`: the columns that identify a row.
 _GRAIN = re.compile(r"^--\s*grain:\s*\(([a-z0-9_, ]+)\)", re.MULTILINE)
 #: `-- columns:` (or `-- columns: those of <model> (<note>), and:`) opens the column dictionary
@@ -69,7 +75,7 @@ _COLUMN = re.compile(r"^ {2,3}([a-z_][a-z0-9_]*): (.+)$")
 #: a header line that starts a key (`grain:`, `depends on:` …) ends the model's summary
 _KEY_LINE = re.compile(
     r"^(?:grain|depends on|parameters|incremental|incremental also replaces|incremental keeps"
-    r"|materialized|columns):"
+    r"|incremental updates|materialized|columns):"
 )
 #: `-- materialized: view` in a model's header: the build declares a view instead of a table
 #: (its parameters are written into the view as literals).
@@ -98,6 +104,8 @@ class Model:
     also_replaces: str | None = None
     #: a condition an incremental build deletes the rows failing (`-- incremental keeps:`)
     keeps: str | None = None
+    #: (column, expression) an incremental build sets on the rows it keeps
+    updates: tuple[str, str] | None = None
     #: the columns that identify a row, from `-- grain: (…)` (empty when not a column list)
     grain: tuple[str, ...] = ()
     #: the header's first paragraph: what a row is (the table's comment in the catalog)
@@ -175,6 +183,7 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
             incremental = None
         also_replaces = _ALSO_REPLACES.search(header)
         keeps = _KEEPS.search(header)
+        updates = _UPDATES.search(header)
         grain = _GRAIN.search(header)
         summary, columns, columns_of = _dictionary(header)
         materialized = _MATERIALIZED.search(header)
@@ -193,6 +202,7 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
             sources=tuple(sorted(relations & SOURCES)),
             parameters=parameters_of(text),
             keeps=keeps.group(1) if keeps else None,
+            updates=(updates.group(1), updates.group(2)) if updates else None,
             incremental=incremental.group(1) if incremental else None,
             incremental_after=bool(incremental and incremental.group(2)),
             append=append,
@@ -209,7 +219,7 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
             raise ValueError(f"incremental model {path} does not use $since")
         if append and f"previous_{path.stem}" not in relations:
             raise ValueError(f"append model {path} does not read previous_{path.stem}")
-        if keeps and not incremental:
+        if (keeps or updates) and not incremental:
             raise ValueError(f"{path} keeps rows but has no incremental column")
         if also_replaces and (not incremental or not models[path.stem].grain):
             raise ValueError(f"{path} also replaces rows but has no incremental column or grain")
@@ -240,6 +250,8 @@ def bound_parameters(name: str, every: dict[str, Model] | None = None) -> frozen
         bound.update(model.parameters)
         if model.keeps:
             bound.update(parameters_of(model.keeps))
+        if model.updates:
+            bound.update(parameters_of(model.updates[1]))
         todo.extend(model.deps)
         todo.extend(MADE_WITH[source] for source in model.sources if source in MADE_WITH)
     return frozenset(bound)

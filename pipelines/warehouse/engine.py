@@ -26,6 +26,7 @@ from pipelines.warehouse.errors import BuildError, EmptyLakeError, FullBuildNeed
 from pipelines.warehouse.incremental import (
     Provision,
     append,
+    check_backtest_fills,
     check_origins,
     first_changed_day,
     keep_observations,
@@ -442,6 +443,7 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                 spilled = max(spilled, _spill_size(spill))
             if since is not None:
                 check_origins(con, since)
+                check_backtest_fills(con, since)
             kept = kept_horizon(con, as_of, params)
             if trimmed is not None and kept < trimmed:
                 # the backtest's origins reach further back than the copy kept (days removed)

@@ -13,12 +13,19 @@
 -- quota; `censored` when none did by the latest snapshot (then `days_until_filled` and
 -- `abs_error_days` are null: an unfilled volume has no error yet, only a lower bound).
 -- Origins are days with reconciliations of the series; a volume full at the origin is `full`.
--- Each build re-scores the kept forecasts against quota_fills (a fill may come for any origin,
--- and in_interval depends on the build's instant): a bounded rebuild, not a replay.
+-- Kept by origin: a row's outcome changes only with a fill of its series or while its interval's
+-- late end is ahead. An incremental build keeps the rows of origins up to its first changed
+-- day's 00:00 whose series has no fill from that day on and whose late end came before it (or
+-- that have no interval), sets their as_of, and scores only the others anew (`reopened`
+-- below: the same condition over the same columns on both sides); a kept fill from that day on
+-- that left the lake makes it a full build (pipelines/warehouse/incremental.py).
 -- grain: (source, volume_id, resource, method, origin)
 -- depends on: backtest_origins, backtest_baselines, quota_fills, forecast_calibration,
 --   volcap_replay (source: kept by the build engine, pipelines/replay.py)
--- parameters: $as_of, $critical_days, $warning_days, $max_forecast_days
+-- parameters: $as_of, $since, $critical_days, $warning_days, $max_forecast_days
+-- incremental: origin after $since (the rows of later origins are scored anew)
+-- incremental keeps: origin in (select origin from backtest_origins) and (source, volume_id, resource) not in (select (source, volume_id, resource) from quota_fills where snapshot_at >= $since) and not coalesce(epoch(origin) + 86400 * coalesce(days_to_full_high, days_to_full_low) >= epoch(cast($since as timestamptz)), false)
+-- incremental updates: as_of = $as_of
 -- columns:
 --   source: the fleet
 --   volume_id: the volume, unique within its source
@@ -203,6 +210,27 @@ final as (
         $as_of as as_of
     from realized
     where origin <= $as_of
+),
+
+refilled as (
+    -- the series with a fill from the first changed day on
+    select distinct source, volume_id, resource
+    from quota_fills
+    where snapshot_at >= $since
+),
+
+reopened as (
+    -- what an incremental build scores anew (every row in a full build): later origins, series
+    -- filled from its first changed day on, intervals whose late end comes on or after it
+    select final.*
+    from final
+    where origin > $since
+        or (source, volume_id, resource) in (select (source, volume_id, resource) from refilled)
+        or coalesce(
+            epoch(origin) + 86400 * coalesce(days_to_full_high, days_to_full_low)
+                >= epoch(cast($since as timestamptz)),
+            false
+        )
 )
 
-select * from final
+select * from reopened
