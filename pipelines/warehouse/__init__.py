@@ -38,6 +38,7 @@ from pipelines.warehouse.published import connect_published
 from pipelines.warehouse.schema import (
     BUILD_SCHEMA,
     EPOCH,
+    DAY_EXPORTS,
     EXPORTED_TABLES,
     INFO_TABLE,
     MANIFEST_TABLE,
@@ -52,6 +53,7 @@ __all__ = [
     "BUILD_SCHEMA",
     "ENGINE_VERSION",
     "EPOCH",
+    "DAY_EXPORTS",
     "EXPORTED_TABLES",
     "INFO_TABLE",
     "LAKE_LINKS_GRACE",
