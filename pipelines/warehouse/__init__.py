@@ -37,8 +37,8 @@ from pipelines.warehouse.params import ForecastParams, steps_horizon
 from pipelines.warehouse.published import connect_published
 from pipelines.warehouse.schema import (
     BUILD_SCHEMA,
-    EPOCH,
     DAY_EXPORTS,
+    EPOCH,
     EXPORTED_TABLES,
     INFO_TABLE,
     MANIFEST_TABLE,
@@ -51,9 +51,9 @@ from pipelines.warehouse.schema import (
 
 __all__ = [
     "BUILD_SCHEMA",
+    "DAY_EXPORTS",
     "ENGINE_VERSION",
     "EPOCH",
-    "DAY_EXPORTS",
     "EXPORTED_TABLES",
     "INFO_TABLE",
     "LAKE_LINKS_GRACE",
