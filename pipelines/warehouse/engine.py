@@ -578,8 +578,10 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
         publish.publish(building, published)
         for temporary, final in staged.values():
             publish.publish(temporary, final)
-        for retired in (*RETIRED_EXPORTS, *stale_days):
+        for retired in RETIRED_EXPORTS:
             (marts_dir / retired).unlink(missing_ok=True)
+        for gone in stale_days:
+            gone.unlink(missing_ok=True)
         retire_links(layout.warehouse_links, token)
     except BaseException:
         for leftover in layout.root.glob(f"{published.name}.{token}.building*"):
