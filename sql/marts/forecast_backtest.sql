@@ -15,16 +15,17 @@
 -- Origins are days with reconciliations of the series; a volume full at the origin is `full`.
 -- Kept by origin: a row's outcome changes only with a fill of its series or while its interval's
 -- late end is ahead. An incremental build keeps the rows of origins up to its first changed
--- day's 00:00 whose series has no fill from that day on and whose late end came before it (or
--- that have no interval), sets their as_of, and scores only the others anew (`reopened`
--- below: the same condition over the same columns on both sides); a kept fill from that day on
--- that left the lake makes it a full build (pipelines/warehouse/incremental.py).
+-- day's 00:00 that were filled before that day or whose series has no fill from it on, and
+-- whose late end came before it (or that have no interval), sets their as_of, and scores only
+-- the others anew (`reopened` below: the same condition over the same columns on both sides);
+-- a kept fill from that day on that left the lake makes it a full build
+-- (pipelines/warehouse/incremental.py).
 -- grain: (source, volume_id, resource, method, origin)
 -- depends on: backtest_origins, backtest_baselines, quota_fills, forecast_calibration,
 --   volcap_replay (source: kept by the build engine, pipelines/replay.py)
 -- parameters: $as_of, $since, $critical_days, $warning_days, $max_forecast_days
 -- incremental: origin after $since (the rows of later origins are scored anew)
--- incremental keeps: origin in (select origin from backtest_origins) and (source, volume_id, resource) not in (select (source, volume_id, resource) from quota_fills where snapshot_at >= $since) and not coalesce(epoch(origin) + 86400 * coalesce(days_to_full_high, days_to_full_low) >= epoch(cast($since as timestamptz)), false)
+-- incremental keeps: origin in (select origin from backtest_origins) and not ((filled_at is null or filled_at >= $since) and (source, volume_id, resource) in (select (source, volume_id, resource) from quota_fills where snapshot_at >= $since)) and not coalesce(epoch(origin) + 86400 * coalesce(days_to_full_high, days_to_full_low) >= epoch(cast($since as timestamptz)), false)
 -- incremental updates: as_of = $as_of
 -- columns:
 --   source: the fleet
@@ -123,13 +124,29 @@ forecasts as (
     select * from volcap_forecasts
 ),
 
+refilled as (
+    -- the series with a fill from the first changed day on
+    select distinct source, volume_id, resource
+    from quota_fills
+    where snapshot_at >= $since
+),
+
+candidates as (
+    -- a superset of the rows `reopened` keeps (the baselines have no interval): a build scores
+    -- little more than it keeps
+    select * from forecasts
+    where origin > $since
+        or coalesce(days_to_full_high, days_to_full_low) is not null
+        or (source, volume_id, resource) in (select (source, volume_id, resource) from refilled)
+),
+
 first_fills as (
     -- the first fill of each UTC day from the earliest origin on: the first fill at or after a
     -- 00:00 origin is the first of the earliest such day. quota_fills holds every snapshot at
     -- or over the quota, so it grows with the history: the as-of join sorts only these
     select source, volume_id, resource, min(snapshot_at) as snapshot_at
     from quota_fills
-    where snapshot_at >= (select min(origin) from forecasts)
+    where snapshot_at >= (select min(origin) from candidates)
     group by source, volume_id, resource, cast(snapshot_at as date)
 ),
 
@@ -145,7 +162,7 @@ realized as (
         forecasts.*,
         fills.snapshot_at as filled_at
     from (
-        select * from forecasts
+        select * from candidates as forecasts
         semi join filled_series
             on forecasts.source = filled_series.source
             and forecasts.volume_id = filled_series.volume_id
@@ -160,7 +177,7 @@ realized as (
     select
         forecasts.*,
         cast(null as timestamptz) as filled_at
-    from forecasts
+    from candidates as forecasts
     anti join filled_series
         on forecasts.source = filled_series.source
         and forecasts.volume_id = filled_series.volume_id
@@ -212,20 +229,16 @@ final as (
     where origin <= $as_of
 ),
 
-refilled as (
-    -- the series with a fill from the first changed day on
-    select distinct source, volume_id, resource
-    from quota_fills
-    where snapshot_at >= $since
-),
-
 reopened as (
-    -- what an incremental build scores anew (every row in a full build): later origins, series
-    -- filled from its first changed day on, intervals whose late end comes on or after it
+    -- what an incremental build scores anew (every row in a full build): later origins, rows
+    -- not filled before its first changed day of series filled from it on (a fill before it is
+    -- the first at or after the origin either way), intervals whose late end comes on or after
+    -- it
     select final.*
     from final
     where origin > $since
-        or (source, volume_id, resource) in (select (source, volume_id, resource) from refilled)
+        or (filled_at is null or filled_at >= $since)
+            and (source, volume_id, resource) in (select (source, volume_id, resource) from refilled)
         or coalesce(
             epoch(origin) + 86400 * coalesce(days_to_full_high, days_to_full_low)
                 >= epoch(cast($since as timestamptz)),
