@@ -331,6 +331,11 @@ def compact(con: duckdb.DuckDBPyConnection, target: Path) -> None:
         con.execute("detach compacted")
 
 
+#: zstd at level 1: a third faster to write than DuckDB's default level 3 for ~3% larger files
+#: (forecast_backtest, re-exported by every build, measured at 2k volumes x 365 days)
+EXPORT_COMPRESSION = "compression zstd, compression_level 1"
+
+
 def export_days(
     con: duckdb.DuckDBPyConnection,
     folder: Path,
@@ -360,7 +365,7 @@ def export_days(
         temporary = folder / f".{final.name}.{token}.tmp"
         con.execute(
             f'copy (select * from "{name}" where "{column}" = $day) to $path '
-            "(format parquet, compression zstd)",
+            f"(format parquet, {EXPORT_COMPRESSION})",
             {"day": day, "path": str(temporary)},
         )
         staged[f"{name}/{final.name}"] = (temporary, final)
@@ -543,7 +548,7 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                     final = marts_dir / f"{name}.parquet"
                     temporary = marts_dir / f"{name}.parquet.{token}.tmp"
                     con.execute(
-                        f'copy "{name}" to $path (format parquet, compression zstd)',
+                        f'copy "{name}" to $path (format parquet, {EXPORT_COMPRESSION})',
                         {"path": str(temporary)},
                     )
                     staged[name] = (temporary, final)
