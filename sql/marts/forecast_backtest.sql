@@ -17,8 +17,8 @@
 -- late end is ahead. An incremental build keeps the rows of origins up to its first changed
 -- day's 00:00 that were filled before that day or whose series has no fill from it on, and
 -- whose late end came before it (or that have no interval), sets their as_of, and scores only
--- the others anew (`reopened` below: the same condition over the same columns on both sides);
--- a kept fill from that day on that left the lake makes it a full build
+-- the others anew (the model's `reopened`: the same condition over the same columns on both
+-- sides); a kept fill from that day on that left the lake makes it a full build
 -- (pipelines/warehouse/incremental.py).
 -- grain: (source, volume_id, resource, method, origin)
 -- depends on: backtest_origins, backtest_baselines, quota_fills, forecast_calibration,
