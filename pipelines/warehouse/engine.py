@@ -168,6 +168,8 @@ def _clean_stale(layout: DataDir) -> None:
         leftover.unlink(missing_ok=True)
     for leftover in layout.marts.glob("*/.*.parquet.*.tmp"):
         leftover.unlink(missing_ok=True)
+    for leftover in layout.marts.glob("*/.*.partitions"):
+        remove(leftover)
 
 
 def _verify(
@@ -356,19 +358,37 @@ def export_days(
     published = {path.stem: path for path in folder.glob("*.parquet")} if folder.exists() else {}
     wanted = {day.isoformat() for day in days}
     stale = [path for stem, path in published.items() if stem not in wanted]
-    staged = {}
     publish.mkdir_private(folder)
-    for day in days:
+    write = [
+        day for day in days if since is None or day >= since or day.isoformat() not in published
+    ]
+    if not write:
+        return {}, stale
+    # one COPY split by day (a COPY per day scanned the whole table once per day: 53 s for a
+    # full build of 365 days), into a scratch folder beside the files it will replace
+    scratch = folder / f".{token}.partitions"
+    every = len(write) == len(days)
+    con.execute(
+        f'copy (select * from "{name}"{"" if every else f" where list_contains($days, {column})"})'
+        f" to $path (format parquet, {EXPORT_COMPRESSION}, partition_by ({column}),"
+        " write_partition_columns true)",
+        {"path": str(scratch), **({} if every else {"days": write})},
+    )
+    staged = {}
+    for day in write:
         final = folder / f"{day.isoformat()}.parquet"
-        if since is not None and day < since and final.stem in published:
-            continue
         temporary = folder / f".{final.name}.{token}.tmp"
-        con.execute(
-            f'copy (select * from "{name}" where "{column}" = $day) to $path '
-            f"(format parquet, {EXPORT_COMPRESSION})",
-            {"day": day, "path": str(temporary)},
-        )
+        parts = sorted((scratch / f"{column}={day.isoformat()}").glob("*.parquet"))
+        if len(parts) == 1:
+            parts[0].rename(temporary)
+        else:  # DuckDB split the day into several files: one file per day, as documented
+            con.execute(
+                f"copy (select * from read_parquet($parts)) to $path "
+                f"(format parquet, {EXPORT_COMPRESSION})",
+                {"parts": [str(part) for part in parts], "path": str(temporary)},
+            )
         staged[f"{name}/{final.name}"] = (temporary, final)
+    remove(scratch)
     return staged, stale
 
 
