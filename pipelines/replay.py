@@ -111,10 +111,18 @@ _NO_CALIBRATION = """
     )
 """
 
+#: What `forecast_day_moments` was at the origin: the days first seen before it (exactly: the
+#: moments are kept per day of first sighting).
+_MOMENTS_AT = """
+    create or replace temp view replay_moments as
+    select * from forecast_day_moments where seen_day < cast($origin as date)
+"""
+
 #: the relations the forecast reads, and what stands in for them at an origin
 _STAND_INS = {
     "volumes": "replay_volumes",
     "volume_observation_steps": "replay_steps",
+    "forecast_day_moments": "replay_moments",
     "forecast_calibration": "replay_calibration",
 }
 
@@ -217,6 +225,7 @@ def replay(
                 "$horizon", _timestamp(origin - window)
             )
         )
+        con.execute(_MOMENTS_AT.replace("$origin", _timestamp(origin)))
         at_origin = {**bindings, "as_of": origin}
         con.execute(
             f"""
@@ -233,6 +242,7 @@ def replay(
         done += 1
     con.execute("drop table if exists replay_volumes")
     con.execute("drop view if exists replay_steps")
+    con.execute("drop view if exists replay_moments")
     con.execute("drop table if exists replay_observations")
     con.execute("drop table if exists replay_calibration")
     return done
