@@ -52,6 +52,7 @@ def test_steps_from_a_batch_are_the_steps_sorted_at_each_origin():
     window = timedelta(days=3)
     origins = [START + timedelta(days=day) for day in range(4, 11)]
     con.execute(replay._OBSERVATIONS, {"horizon": origins[0] - window, "last": origins[-1]})
+    con.execute(replay._REORDERS)
     reordered = 0
     for origin in origins:
         horizon = origin - window

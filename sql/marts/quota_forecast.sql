@@ -68,7 +68,7 @@ window_bounds as (
             as timestamptz) as window_start
 ),
 
-observations as (
+observations as not materialized (
     -- volume_observations, each beside the observation before it: kept by the build engine
     -- (pipelines/warehouse/incremental.py `update_observation_steps`) from the first changed
     -- day on, so a build no longer sorts the whole window. Read whole only for the steps that
@@ -79,11 +79,7 @@ observations as (
         case when previous_reconciled_at > (select window_start from window_bounds)
             then used_bytes_previous end as used_bytes_previous,
         case when previous_reconciled_at > (select window_start from window_bounds)
-            then inode_count_previous end as inode_count_previous,
-        -- x: days relative to as_of (negative = before it)
-        (epoch(reconciled_at) - epoch($as_of)) / 86400.0 as x,
-        -- its daily bucket (forecast_day_moments' day)
-        cast(reconciled_at - interval 1 microsecond as date) as day
+            then inode_count_previous end as inode_count_previous
     from volume_observation_steps
     where reconciled_at > (select window_start from window_bounds)
         and reconciled_at <= $as_of
@@ -100,51 +96,64 @@ current_usage as (
 
 moment_cells as (
     -- the window's moments (forecast_day_moments: one row per bucket and day first seen), x
-    -- now relative to as_of, each beside its bucket's means to combine them exactly
+    -- now relative to as_of
     select
-        *,
-        sum(n * x) over bucket / sum(n) over bucket as bucket_x,
-        sum(n * bytes_y) over bucket / sum(n) over bucket as bucket_bytes_y,
-        sum(n * inodes_y) over bucket / sum(n) over bucket as bucket_inodes_y
+        source, volume_id, day, n, first_reconciled_at, x_ss, bytes_y, bytes_xy, bytes_ss,
+        inodes_y, inodes_xy, inodes_ss,
+        day_x + x as x,
+        day_x + x_min as x_min,
+        day_x + x_max as x_max
     from (
-        select
-            source, volume_id, day, n, first_reconciled_at, x_ss, bytes_y, bytes_xy, bytes_ss,
-            inodes_y, inodes_xy, inodes_ss,
-            day_x + x as x,
-            day_x + x_min as x_min,
-            day_x + x_max as x_max
-        from (
-            select *, (epoch(cast(day as timestamptz)) - epoch($as_of)) / 86400.0 as day_x
-            from forecast_day_moments
-            where day >= (select first_day from window_bounds)
-        )
+        select *, (epoch(cast(day as timestamptz)) - epoch($as_of)) / 86400.0 as day_x
+        from forecast_day_moments
+        where day >= (select first_day from window_bounds)
     )
-    window bucket as (partition by source, volume_id, day)
 ),
 
-volume_days as (
-    -- per volume and daily bucket, the moments of both resources (the parallel-variance
-    -- formulas: each day first seen adds its own spread and its mean's distance from the
-    -- bucket's)
+bucket_means as (
     select
         source,
         volume_id,
         day,
-        cast(sum(n) as bigint) as n,
-        any_value(bucket_x) as x,
-        min(x_min) as x_min,
-        max(x_max) as x_max,
-        min(first_reconciled_at) as first_reconciled_at,
-        sum(x_ss + n * (x - bucket_x) * (x - bucket_x)) as x_ss,
-        any_value(bucket_bytes_y) as bytes_y,
-        sum(bytes_xy + n * (x - bucket_x) * (bytes_y - bucket_bytes_y)) as bytes_xy,
-        sum(bytes_ss + n * (bytes_y - bucket_bytes_y) * (bytes_y - bucket_bytes_y)) as bytes_ss,
-        any_value(bucket_inodes_y) as inodes_y,
-        sum(inodes_xy + n * (x - bucket_x) * (inodes_y - bucket_inodes_y)) as inodes_xy,
-        sum(inodes_ss + n * (inodes_y - bucket_inodes_y) * (inodes_y - bucket_inodes_y))
-            as inodes_ss
+        sum(n * x) / sum(n) as x,
+        sum(n * bytes_y) / sum(n) as bytes_y,
+        sum(n * inodes_y) / sum(n) as inodes_y
     from moment_cells
     group by source, volume_id, day
+),
+
+volume_days as (
+    -- per volume and daily bucket, the moments of both resources, combined exactly (the
+    -- parallel-variance formulas: each day first seen adds its own spread and its mean's
+    -- distance from the bucket's)
+    select
+        cells.source,
+        cells.volume_id,
+        cells.day,
+        cast(sum(cells.n) as bigint) as n,
+        any_value(means.x) as x,
+        min(cells.x_min) as x_min,
+        max(cells.x_max) as x_max,
+        min(cells.first_reconciled_at) as first_reconciled_at,
+        sum(cells.x_ss + cells.n * (cells.x - means.x) * (cells.x - means.x)) as x_ss,
+        any_value(means.bytes_y) as bytes_y,
+        sum(cells.bytes_xy + cells.n * (cells.x - means.x) * (cells.bytes_y - means.bytes_y))
+            as bytes_xy,
+        sum(cells.bytes_ss
+            + cells.n * (cells.bytes_y - means.bytes_y) * (cells.bytes_y - means.bytes_y))
+            as bytes_ss,
+        any_value(means.inodes_y) as inodes_y,
+        sum(cells.inodes_xy + cells.n * (cells.x - means.x) * (cells.inodes_y - means.inodes_y))
+            as inodes_xy,
+        sum(cells.inodes_ss
+            + cells.n * (cells.inodes_y - means.inodes_y) * (cells.inodes_y - means.inodes_y))
+            as inodes_ss
+    from moment_cells as cells
+    inner join bucket_means as means
+        on cells.source = means.source
+        and cells.volume_id = means.volume_id
+        and cells.day = means.day
+    group by cells.source, cells.volume_id, cells.day
 ),
 
 day_buckets as (
@@ -157,15 +166,28 @@ day_buckets as (
     from volume_days
 ),
 
-drops as (
-    -- the series with a step down by a level shift's share: a level shift is among these
-    select distinct source, volume_id, 'bytes' as resource, true as dropped
+drop_steps as (
+    -- one pass over the steps: the volumes with a step down by a level shift's share
+    select
+        source,
+        volume_id,
+        bool_or(used_bytes_previous - used_bytes > $shift_min_share * used_bytes_previous)
+            as bytes_dropped,
+        bool_or(inode_count_previous - inode_count > $shift_min_share * inode_count_previous)
+            as inodes_dropped
     from observations
     where used_bytes_previous - used_bytes > $shift_min_share * used_bytes_previous
-    union
-    select distinct source, volume_id, 'inodes', true
-    from observations
-    where inode_count_previous - inode_count > $shift_min_share * inode_count_previous
+        or inode_count_previous - inode_count > $shift_min_share * inode_count_previous
+    group by source, volume_id
+),
+
+drops as (
+    -- the series with such a step: a level shift is among these
+    select source, volume_id, 'bytes' as resource, true as dropped
+    from drop_steps where bytes_dropped
+    union all
+    select source, volume_id, 'inodes', true
+    from drop_steps where inodes_dropped
 ),
 
 series as (
@@ -189,10 +211,19 @@ series as (
 -- change of growth rate — read their observations again, below; only those are few.
 
 detailed_observations as (
-    select observations.*
-    from observations
-    semi join (select distinct source, volume_id from series where detailed) as detailed
-        using (source, volume_id)
+    select
+        *,
+        -- x: days relative to as_of (negative = before it)
+        (epoch(reconciled_at) - epoch($as_of)) / 86400.0 as x,
+        -- its daily bucket (forecast_day_moments' day)
+        cast(reconciled_at - interval 1 microsecond as date) as day
+    from (
+        -- x and day computed for these rows only (a filter is not pushed below them)
+        select observations.*
+        from observations
+        semi join (select distinct source, volume_id from series where detailed) as detailed
+            using (source, volume_id)
+    )
 ),
 
 steps as (
@@ -388,28 +419,46 @@ breaks as (
     having max(hy_x * hy_x / hh_x / sse_line) >= $break_min_gain
 ),
 
+broken as (
+    -- per broken volume, where each resource's current regime starts (null: no break)
+    select
+        source,
+        volume_id,
+        any_value(break_x) filter (where resource = 'bytes') as bytes_break_x,
+        any_value(break_x) filter (where resource = 'inodes') as inodes_break_x
+    from breaks
+    group by source, volume_id
+),
+
 break_observations as (
-    select observations.*
-    from observations
-    semi join (select distinct source, volume_id from breaks) as broken using (source, volume_id)
+    -- the observations of the broken volumes from their earliest break on, read once for both
+    -- resources
+    select *
+    from (
+        select
+            observations.*,
+            broken.bytes_break_x,
+            broken.inodes_break_x,
+            (epoch(observations.reconciled_at) - epoch($as_of)) / 86400.0 as x,
+            cast(observations.reconciled_at - interval 1 microsecond as date) as day
+        from observations
+        inner join broken
+            on observations.source = broken.source
+            and observations.volume_id = broken.volume_id
+    )
+    where x >= least(bytes_break_x, inodes_break_x)
 ),
 
 break_points as (
     -- the break lies after any level shift (it is found among the points since it)
-    select break_steps.*
-    from (
-        select source, volume_id, 'bytes' as resource, reconciled_at, x, day,
-            cast(used_bytes as double) as y
-        from break_observations
-        union all
-        select source, volume_id, 'inodes', reconciled_at, x, day, cast(inode_count as double)
-        from break_observations
-    ) as break_steps
-    inner join breaks
-        on break_steps.source = breaks.source
-        and break_steps.volume_id = breaks.volume_id
-        and break_steps.resource = breaks.resource
-    where break_steps.x >= breaks.break_x
+    select source, volume_id, 'bytes' as resource, reconciled_at, x, day,
+        cast(used_bytes as double) as y
+    from break_observations
+    where x >= bytes_break_x
+    union all
+    select source, volume_id, 'inodes', reconciled_at, x, day, cast(inode_count as double)
+    from break_observations
+    where x >= inodes_break_x
 ),
 
 break_history as (
