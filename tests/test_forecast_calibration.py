@@ -103,3 +103,20 @@ def test_margins_pooled_across_kinds_only_widen(calibration):
     assert calibrated_from in {"bucket", "pooled"}
     assert margin_low >= 0
     assert margin_high is None or margin_high >= 0
+
+
+def test_under_an_unbounded_late_end_the_early_budget_is_a_fifth_of_the_fills(calibration):
+    """10 of 40 filled, 3 of them before the model's early end; 30 never filled, so no finite
+    late end holds. A forecast not filled under an unbounded late end is never scored, so the
+    30 must not dilute the early misses: at most 2 of the 10 fills may come before the early
+    end, which moves out to 9.0 days (margin 0.05 x 10 days)."""
+    _seed(calibration, "noisy", [8.0, 8.5, 9.0] + [10.0] * 7 + [None] * 30)
+    bindings = {
+        **ForecastParams(calibration_days=28, calibration_min_scores=30).bindings(AS_OF, AS_OF),
+        "since": EPOCH,
+    }
+    run_model(calibration, models()["forecast_calibration"], bindings)
+    calibrated_from, margin_low, margin_high = _margins(calibration, "noisy")
+    assert calibrated_from == "kind"
+    assert margin_high is None
+    assert margin_low == pytest.approx(0.05)

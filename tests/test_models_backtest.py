@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
 
+from pipelines.models import models
 from pipelines.warehouse import build_warehouse, connect_published
+from pipelines.warehouse.engine import run_model
+from pipelines.warehouse.params import ForecastParams
 from tests.lakegen import END, GIB, Volume, linear, snapshots, write_lake
 
 HOURS = 30 * 24
@@ -261,3 +264,45 @@ def test_interval_coverage_is_judged_overall_and_per_bucket(figures, passed, out
     assert verdict.metadata.get("outside_band") == outside
     if passed is None:
         assert "too young" in verdict.metadata["skipped"]
+
+
+def test_an_interval_is_scored_only_once_its_outcome_is_known():
+    """A fill is scored against the interval; no fill is a miss once a finite late end has
+    passed, and stays unknown under an unbounded one (it may fill within it yet, or never)."""
+    as_of = datetime(2026, 3, 1, tzinfo=UTC)
+    origin = as_of - timedelta(days=20)
+    con = duckdb.connect()
+    con.execute("set timezone = 'UTC'")
+    con.execute(
+        "create table volcap_replay (source varchar, volume_id varchar, resource varchar, "
+        "origin timestamptz, state varchar, days_to_full double, days_to_full_low double, "
+        "days_to_full_high double, kind varchar, fingerprint varchar)"
+    )
+    con.execute(
+        "create table backtest_baselines (source varchar, volume_id varchar, resource varchar, "
+        "method varchar, origin timestamptz, state varchar, days_point double)"
+    )
+    con.execute(
+        "create table forecast_calibration (source varchar, calibrated_at timestamptz, "
+        "kind varchar, above_days double, up_to_days double, calibrated_from varchar, "
+        "margin_low double, margin_high double, late_unbounded boolean)"
+    )
+    con.execute(
+        "create table quota_fills (source varchar, volume_id varchar, resource varchar, "
+        "snapshot_at timestamptz)"
+    )
+    con.execute("create table backtest_origins as select ?::timestamptz as origin", [origin])
+    # every forecast: full in 10 days, from 9.5 days; late end 10.5 days or unbounded
+    for volume, high in [("open", None), ("late", 10.5), ("held", None)]:
+        con.execute(
+            "insert into volcap_replay values ('fleet', ?, 'bytes', ?, 'filling', 10.0, 9.5, ?, "
+            "'steady', 'x')",
+            [volume, origin, high],
+        )
+    con.execute(
+        "insert into quota_fills values ('fleet', 'held', 'bytes', ?)", [origin + timedelta(10)]
+    )
+    params = ForecastParams()
+    run_model(con, models()["forecast_backtest"], params.bindings(as_of, as_of))
+    scored = dict(con.execute("select volume_id, in_interval from forecast_backtest").fetchall())
+    assert scored == {"open": None, "late": False, "held": True}

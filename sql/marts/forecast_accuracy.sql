@@ -23,8 +23,9 @@
 --   known_misses: censored forecasts already slack_days past their predicted date
 --   mae_days: mean absolute error in days, over scored forecasts
 --   median_ape: median absolute percentage error, over scored forecasts
---   intervals_scored: calibrated 80% intervals whose outcome is known (`volcap` only): the
---     late end has passed (an unbounded one: the early end), filled or not
+--   intervals_scored: calibrated 80% intervals whose outcome is known (`volcap` only):
+--     filled, with the late end passed (an unbounded one: the early end), or not filled past a
+--     finite late end (a miss); not filled under an unbounded late end: not known
 --   coverage_80: share of intervals_scored that held the fill (`volcap` only)
 --   coverage_80_uncalibrated: the same for the model's own intervals, published before
 --     forecast_calibration knew enough outcomes (a young lake)

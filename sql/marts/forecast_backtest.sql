@@ -41,7 +41,8 @@
 --   censored: not filled by the latest snapshot (no error yet, only a lower bound)
 --   abs_error_days: |days_to_full - days_until_filled|; null when censored
 --   in_interval: the realized fill lies within the 80% interval (`volcap` only); false too
---     when not filled yet but already past the interval's late end; null while unknown
+--     when not filled yet but already past the interval's late end; null while unknown (not
+--     filled yet and the late end unbounded: unknown until it fills)
 --   interval_calibrated: the interval was calibrated at the origin (forecast_calibration
 --     knew enough outcomes); false: the model's own interval (a young lake), null: no interval
 --   as_of: the build's as_of: the latest snapshot_at in the lake
@@ -182,12 +183,12 @@ final as (
             when days_to_full_low is null then null
             when (epoch($as_of) - epoch(origin)) / 86400.0
                 < coalesce(days_to_full_high, greatest(days_to_full_low, 0.0)) then null
-            else coalesce(
-                (epoch(filled_at) - epoch(origin)) / 86400.0
-                    between greatest(days_to_full_low, 0.0)
-                    and coalesce(days_to_full_high, 'infinity'::double),
-                days_to_full_high is null
-            )
+            -- not filled: past a finite late end, a miss; with an unbounded late end it stays
+            -- unknown (it may fill within the interval yet, or never: no time to full at all)
+            when filled_at is null then case when days_to_full_high is not null then false end
+            else (epoch(filled_at) - epoch(origin)) / 86400.0
+                between greatest(days_to_full_low, 0.0)
+                and coalesce(days_to_full_high, 'infinity'::double)
         end as in_interval,
         interval_calibrated,
         $as_of as as_of

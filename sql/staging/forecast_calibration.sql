@@ -12,7 +12,8 @@
 -- left out for being slow (judging fills as they come would favour early ones). The late
 -- end takes the smallest margin (up to 20 predicted days) leaving at most 10% of its known
 -- outcomes late, or is unbounded when none does; the early end then the smallest margin
--- keeping all misses within 20%.
+-- keeping all misses within 20% (under an unbounded late end, 20% of the known fills: a
+-- forecast not filled under it is never scored, as in forecast_backtest's in_interval).
 -- Kinds and fallbacks: a (bucket, kind) with $calibration_min_scores outcomes known at margin 0
 -- (its model early end passed) has margins of its own (calibrated_from `kind`); else its
 -- kind's over all buckets (`kind_pooled`), else its bucket's over all kinds (`bucket`), else
@@ -167,6 +168,7 @@ trials as (
             where elapsed >= moved_high and coalesce(filled_days, 'infinity'::double) > moved_high
         ) as late,
         count(*) filter (where elapsed >= moved_low) as early_known,
+        count(filled_days) filter (where elapsed >= moved_low) as early_known_fills,
         count(*) filter (where filled_days < moved_low) as early,
         count(filled_days) as fills
     from moved
@@ -187,6 +189,7 @@ bucket_trials as (
             sum(late_known) as late_known,
             sum(late) as late,
             sum(early_known) as early_known,
+            sum(early_known_fills) as early_known_fills,
             sum(early) as early,
             sum(fills) as fills
         from trials
@@ -231,7 +234,9 @@ late_shares as (
 ),
 
 sides as (
-    -- then the early end: the smallest margin keeping all misses within 20%
+    -- then the early end: the smallest margin keeping all misses within 20%. Under an
+    -- unbounded late end a forecast that has not filled is never scored (forecast_backtest's
+    -- in_interval: it may still fill within, or never), so the budget is 20% of the fills
     select
         late_shares.calibrated_at,
         late_shares.source,
@@ -241,8 +246,13 @@ sides as (
         late_shares.evidence,
         late_shares.margin_high,
         coalesce(min(trials.margin) filter (
-            where trials.early_known >= $calibration_min_scores
+            where (
+                late_shares.margin_high is not null
+                and trials.early_known >= $calibration_min_scores
                 and trials.early <= (0.2 - late_shares.late_share) * trials.early_known
+                or late_shares.margin_high is null
+                and trials.early <= 0.2 * trials.early_known_fills
+            )
                 and (trials.margin >= 0 or (
                     trials.fills >= $calibration_min_scores and trials.early <= 0.4 * trials.fills
                 ))
