@@ -43,7 +43,12 @@ _PARAMETER = re.compile(r"\$([a-z_][a-z0-9_]*)")
 #: `-- incremental: append`: the model reads its own earlier rows as `previous_<name>`; an
 #: incremental build keeps the table, drops the rows the model would not keep of it (by `as_of`,
 #: see `pipelines/warehouse/incremental.py`) and inserts the model's rows for this build.
-_INCREMENTAL = re.compile(r"^--\s*incremental:\s*([a-z_][a-z0-9_]*)\b", re.MULTILINE)
+#: `-- incremental: <column> after $since`: rows keyed by an instant that reads only the days
+#: before it (a backtest origin at 00:00 UTC): the rows at $since's 00:00 stand, and only those
+#: after it are deleted and inserted anew (the model selects `<column> > $since`).
+_INCREMENTAL = re.compile(
+    r"^--\s*incremental:\s*([a-z_][a-z0-9_]*)\b(\s+after\s+\$since\b)?", re.MULTILINE
+)
 APPEND = "append"
 #: `-- incremental also replaces: <relation>`: an incremental build also deletes the rows whose
 #: grain key is in <relation> (a source the engine provides), for the model to insert them anew.
@@ -55,6 +60,12 @@ _ALSO_REPLACES = re.compile(
 #: the model depends on), so rows that left a window the model keeps (say, the latest N origins)
 #: go as a full build would leave them out.
 _KEEPS = re.compile(r"^--\s*incremental keeps:\s*(.+?)\s*$", re.MULTILINE)
+#: `-- incremental updates: <column> = <expression>`: an incremental build sets <column> of the
+#: rows it keeps to <expression> (one line of SQL over the build's parameters): a column that is
+#: the build's instant on every row, so the kept rows need not be written anew.
+_UPDATES = re.compile(
+    r"^--\s*incremental updates:\s*([a-z_][a-z0-9_]*)\s*=\s*(.+?)\s*$", re.MULTILINE
+)
 #: `-- grain: (a, b, …)`: the columns that identify a row.
 _GRAIN = re.compile(r"^--\s*grain:\s*\(([a-z0-9_, ]+)\)", re.MULTILINE)
 #: `-- columns:` (or `-- columns: those of <model> (<note>), and:`) opens the column dictionary
@@ -65,7 +76,7 @@ _COLUMN = re.compile(r"^ {2,3}([a-z_][a-z0-9_]*): (.+)$")
 #: a header line that starts a key (`grain:`, `depends on:` …) ends the model's summary
 _KEY_LINE = re.compile(
     r"^(?:grain|depends on|parameters|incremental|incremental also replaces|incremental keeps"
-    r"|materialized|columns):"
+    r"|incremental updates|materialized|columns):"
 )
 #: `-- materialized: view` in a model's header: the build declares a view instead of a table
 #: (its parameters are written into the view as literals).
@@ -86,12 +97,16 @@ class Model:
     parameters: tuple[str, ...]
     #: the column an incremental build replaces rows by (from $since on); None: rebuilt whole
     incremental: str | None = None
+    #: `-- incremental: <column> after $since`: rows at $since's 00:00 stand (see _INCREMENTAL)
+    incremental_after: bool = False
     #: `-- incremental: append`: an incremental build appends this build's rows (see APPEND)
     append: bool = False
     #: a relation whose rows' grain keys an incremental build also replaces
     also_replaces: str | None = None
     #: a condition an incremental build deletes the rows failing (`-- incremental keeps:`)
     keeps: str | None = None
+    #: (column, expression) an incremental build sets on the rows it keeps
+    updates: tuple[str, str] | None = None
     #: the columns that identify a row, from `-- grain: (…)` (empty when not a column list)
     grain: tuple[str, ...] = ()
     #: the header's first paragraph: what a row is (the table's comment in the catalog)
@@ -169,6 +184,7 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
             incremental = None
         also_replaces = _ALSO_REPLACES.search(header)
         keeps = _KEEPS.search(header)
+        updates = _UPDATES.search(header)
         grain = _GRAIN.search(header)
         summary, columns, columns_of = _dictionary(header)
         materialized = _MATERIALIZED.search(header)
@@ -187,7 +203,9 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
             sources=tuple(sorted(relations & SOURCES)),
             parameters=parameters_of(text),
             keeps=keeps.group(1) if keeps else None,
+            updates=(updates.group(1), updates.group(2)) if updates else None,
             incremental=incremental.group(1) if incremental else None,
+            incremental_after=bool(incremental and incremental.group(2)),
             append=append,
             also_replaces=also_replaces.group(1) if also_replaces else None,
             grain=tuple(c.strip() for c in grain.group(1).split(",")) if grain else (),
@@ -202,7 +220,7 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
             raise ValueError(f"incremental model {path} does not use $since")
         if append and f"previous_{path.stem}" not in relations:
             raise ValueError(f"append model {path} does not read previous_{path.stem}")
-        if keeps and not incremental:
+        if (keeps or updates) and not incremental:
             raise ValueError(f"{path} keeps rows but has no incremental column")
         if also_replaces and (not incremental or not models[path.stem].grain):
             raise ValueError(f"{path} also replaces rows but has no incremental column or grain")
@@ -233,6 +251,8 @@ def bound_parameters(name: str, every: dict[str, Model] | None = None) -> frozen
         bound.update(model.parameters)
         if model.keeps:
             bound.update(parameters_of(model.keeps))
+        if model.updates:
+            bound.update(parameters_of(model.updates[1]))
         todo.extend(model.deps)
         todo.extend(MADE_WITH[source] for source in model.sources if source in MADE_WITH)
     return frozenset(bound)

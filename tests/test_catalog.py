@@ -25,7 +25,7 @@ from sqlalchemy.pool import NullPool
 from pipelines import catalog
 from pipelines.lake import DataDir
 from pipelines.models import models
-from pipelines.warehouse import PUBLIC_TABLES, build_warehouse
+from pipelines.warehouse import DAY_EXPORTS, PUBLIC_TABLES, build_warehouse
 from simulator import DEFAULT_START, SimulatorServer
 from tests.reliability import harness as h
 
@@ -206,17 +206,22 @@ def test_pyarrow_reads_every_parquet_mart_with_instants_in_utc(published):
     # closed at the end: a connection left open would make the driver tests' differently
     # configured connections to the same file fail
     with duckdb.connect(str(DataDir(published).warehouse), read_only=True) as con:
-        for path in sorted((published / "marts").glob("*.parquet")):
+        marts = [(path.stem, path) for path in sorted((published / "marts").glob("*.parquet"))]
+        # a day-grained table's Parquet form is a folder of one file per day
+        for table in DAY_EXPORTS:
+            marts += [(table, path) for path in sorted((published / "marts" / table).glob("*"))]
+        assert {table for table, _ in marts} == set(PUBLIC_TABLES) - {"volume_snapshots"}
+        for table, path in marts:
             schema = pq.read_schema(path)
             warehouse = dict(
                 con.execute(
                     "select column_name, data_type from duckdb_columns() where table_name = ?",
-                    [path.stem],
+                    [table],
                 ).fetchall()
             )
-            assert set(schema.names) == set(warehouse), path.stem
+            assert set(schema.names) == set(warehouse), table
             for field in schema:
-                assert not pa.types.is_null(field.type), (path.stem, field.name)
+                assert not pa.types.is_null(field.type), (table, field.name)
                 if warehouse[field.name] == "TIMESTAMP WITH TIME ZONE":
                     assert pa.types.is_timestamp(field.type) and field.type.tz == "UTC", field
 

@@ -428,6 +428,41 @@ def test_origins_leave_the_backtest_window_and_a_later_fill_scores_kept_origins(
     assert replayed == (midnight - timedelta(days=1), 3)
 
 
+def test_a_kept_forecast_whose_fill_left_the_lake_is_scored_by_a_full_build(tmp_path):
+    """An hourly build scores anew only the series filled from its first changed day on: when
+    the snapshots of a kept forecast's fill are deleted, no series is refilled, and the build
+    falls back to a full one rather than keep a fill the lake no longer holds."""
+    twins = Twins(tmp_path)
+    params = ForecastParams(backtest_max_origins=2, calibration_days=1)
+    # reaches its 1000 GiB quota 136.2 hours after the lake's start: END + 7h
+    filler = Volume("filler", used=linear(773 * GIB, 40 * GIB), reconcile_every_hours=1)
+    frame = snapshots([*fleet(), filler], hours=6 * 24, end=END + timedelta(hours=13))
+    twins.write(frame.filter(pl.col("snapshot_at") <= END + timedelta(hours=8)))
+    twins.build(params=params)
+    with duckdb.connect(str(DataDir(twins.incremental).warehouse), read_only=True) as con:
+        kept = con.execute(
+            "select count(*) from forecast_backtest where volume_id = 'filler' "
+            "and method <> 'volcap' and filled_at = $filled",
+            {"filled": END + timedelta(hours=7)},
+        ).fetchone()
+    assert kept == (6,)  # three baselines at each of two origins
+    for hour in (7, 8):
+        gone = END + timedelta(hours=hour)
+        for data_dir in twins.each():
+            (
+                data_dir
+                / "lake"
+                / "volume_snapshots"
+                / f"snapshot_date={gone:%Y-%m-%d}"
+                / f"{gone:%Y%m%dT%H%MZ}.parquet"
+            ).unlink()
+    result = twins.build(params=params)
+    assert (result.mode, result.full_reason) == (
+        "full",
+        "a fill from the first changed day on left the lake",
+    )
+
+
 def test_the_backtest_origins_keep_the_observations_they_replay(tmp_path):
     """The replay reads a day before the forecast window before each of its origins (the scored
     ones and the calibration's days before them): with 20 origins, 7 calibration days and the

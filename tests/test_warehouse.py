@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import duckdb
+import polars as pl
 import pytest
 
 from pipelines import warehouse
@@ -19,6 +20,7 @@ from pipelines.lake import DataDir
 from pipelines.models import models
 from pipelines.resources import WarehouseResource
 from pipelines.warehouse import (
+    DAY_EXPORTS,
     EXPORTED_TABLES,
     EmptyLakeError,
     build_warehouse,
@@ -55,7 +57,38 @@ def test_build_reports_rows_risk_counts_and_publishes_private_files(tmp_path):
         assert stat.S_IMODE(exported.stat().st_mode) & 0o007 == 0
         count = duckdb.execute("select count(*) from read_parquet(?)", [str(exported)]).fetchone()
         assert count == (result.rows[table],)
+    for table in DAY_EXPORTS:
+        files = sorted((tmp_path / "marts" / table).glob("*.parquet"))
+        assert [f.stem for f in files] == ["2026-02-28", "2026-03-01", "2026-03-02"]
+        assert all(stat.S_IMODE(f.stat().st_mode) & 0o007 == 0 for f in files)
+        count = duckdb.execute(
+            "select count(*) from read_parquet(?)", [str(tmp_path / "marts" / table / "*.parquet")]
+        ).fetchone()
+        assert count == (result.rows[table],)
     assert sorted(p.name for p in tmp_path.iterdir() if "building" in p.name) == []
+
+
+def test_an_hourly_build_rewrites_only_the_changed_days_of_a_day_export(tmp_path):
+    lake(tmp_path)
+    build_warehouse(tmp_path)
+    folder = tmp_path / "marts" / "volume_daily"
+    before = {f.stem: f.stat().st_ino for f in folder.glob("*.parquet")}
+    (folder / "2020-01-01.parquet").write_bytes(b"a day the table does not hold")
+    (folder / "2026-02-28.parquet").unlink()  # a missing file is written again
+    grown = snapshots([Volume("a"), Volume("b")], hours=HOURS + 1, end=END + HOUR)
+    write_lake(tmp_path, grown.filter(pl.col("snapshot_at") == END + HOUR))
+    result = build_warehouse(tmp_path)
+    assert (result.mode, result.since) == ("incremental", END.date())
+    after = {f.stem: f.stat().st_ino for f in folder.glob("*.parquet")}
+    assert sorted(after) == ["2026-02-28", "2026-03-01", "2026-03-02"]
+    assert after["2026-03-01"] == before["2026-03-01"]  # before `since`: not rewritten
+    assert after["2026-03-02"] != before["2026-03-02"]
+    with duckdb.connect(str(result.path), read_only=True) as con:
+        table = con.execute("select * from volume_daily order by all").fetchall()
+    exported = duckdb.execute(
+        "select * from read_parquet(?) order by all", [str(folder / "*.parquet")]
+    ).fetchall()
+    assert exported == table
 
 
 def test_the_hourly_history_is_not_exported_and_an_old_export_is_removed(tmp_path):

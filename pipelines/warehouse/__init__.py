@@ -37,6 +37,7 @@ from pipelines.warehouse.params import ForecastParams, steps_horizon
 from pipelines.warehouse.published import connect_published
 from pipelines.warehouse.schema import (
     BUILD_SCHEMA,
+    DAY_EXPORTS,
     EPOCH,
     EXPORTED_TABLES,
     INFO_TABLE,
@@ -50,6 +51,7 @@ from pipelines.warehouse.schema import (
 
 __all__ = [
     "BUILD_SCHEMA",
+    "DAY_EXPORTS",
     "ENGINE_VERSION",
     "EPOCH",
     "EXPORTED_TABLES",

@@ -29,7 +29,7 @@ from pipelines.warehouse.schema import (
 )
 
 #: Bump when the engine's incremental logic changes, so the next build is a full one.
-ENGINE_VERSION = 6
+ENGINE_VERSION = 7
 
 #: Bindings that differ from build to build by design (the instant, the clock, the first day
 #: rebuilt): the other parameters are fixed settings, fingerprinted by `params_fingerprint`.
@@ -450,11 +450,18 @@ def replace_from(
     bound: date | datetime = since
     if kind.startswith("TIMESTAMP"):
         bound = datetime(since.year, since.month, since.day, tzinfo=UTC)
-    con.execute(f'delete from "{model.name}" where "{column}" >= $since', {"since": bound})
+    after = ">" if model.incremental_after else ">="
+    con.execute(f'delete from "{model.name}" where "{column}" {after} $since', {"since": bound})
     if model.keeps:
         con.execute(
             f'delete from "{model.name}" where not ({model.keeps})',
             {name: bindings[name] for name in parameters_of(model.keeps)},
+        )
+    if model.updates:
+        column, expression = model.updates
+        con.execute(
+            f'update "{model.name}" set "{column}" = {expression}',
+            {name: bindings[name] for name in parameters_of(expression)},
         )
     if model.also_replaces:
         key = ", ".join(model.grain)
@@ -533,6 +540,13 @@ def read_copy(con: duckdb.DuckDBPyConnection, since: date | None) -> Copy:
     if since is None:
         return Copy()
     since_at = datetime.combine(since, datetime.min.time(), UTC)
+    # the models kept by origin compute only the origins after since's 00:00 (an earlier one
+    # reads only unchanged days): `check_origins` compares what this build's origins hold
+    con.execute(
+        f"create temp table {COPIED_ORIGINS} as "
+        f"select origin from {qualified('backtest_origins')} where origin <= $since",
+        {"since": since_at},
+    )
     replaced = "replaced_observation_keys"
     con.execute(
         f"""
@@ -561,6 +575,37 @@ def read_copy(con: duckdb.DuckDBPyConnection, since: date | None) -> Copy:
             ).fetchall()
         ),
     )
+
+
+#: the copy's backtest origins up to the first changed day (`read_copy`)
+COPIED_ORIGINS = "copied_backtest_origins"
+
+
+def check_origins(con: duckdb.DuckDBPyConnection, since: date) -> None:
+    """Ask for a full build when an origin up to `since`'s 00:00 entered the backtest (later
+    origins left it: their days were removed): the models kept by origin compute only those
+    after it, and kept no rows for it."""
+    if scalar(
+        con,
+        f"select count(*) from {qualified('backtest_origins')} "
+        f"where origin <= $since and origin not in (select origin from {COPIED_ORIGINS})",
+        {"since": datetime.combine(since, datetime.min.time(), UTC)},
+    ):
+        raise FullBuildNeeded("an origin before the first changed day entered the backtest")
+
+
+def check_backtest_fills(con: duckdb.DuckDBPyConnection, since: date) -> None:
+    """Ask for a full build when a kept forecast_backtest row was filled from `since` on by a
+    fill that left the lake (its day rebuilt without it): forecast_backtest scores anew only the
+    series with fills from `since` on, so that row would keep a fill no full build finds."""
+    if scalar(
+        con,
+        "select count(*) from forecast_backtest where filled_at >= $since "
+        "and (source, volume_id, resource) not in "
+        "(select (source, volume_id, resource) from quota_fills where snapshot_at >= $since)",
+        {"since": datetime.combine(since, datetime.min.time(), UTC)},
+    ):
+        raise FullBuildNeeded("a fill from the first changed day on left the lake")
 
 
 @dataclass(frozen=True)

@@ -39,15 +39,25 @@ PUBLIC_TABLES: tuple[str, ...] = (
 )
 
 
+#: Day-grained tables exported as one Parquet file per day, `marts/<table>/<YYYY-MM-DD>.parquet`
+#: (table -> its day column): a build writes only the days from its first changed one, where
+#: one file of the whole history was the largest part of an hourly build's export.
+DAY_EXPORTS: dict[str, str] = {"volume_daily": "day"}
+
+
 #: The tables exported to `marts/<table>.parquet` on every build. volume_snapshots is not: its
 #: Parquet form is the lake itself (`lake/volume_snapshots/snapshot_date=*/`), and re-exporting
-#: the whole hourly history cost more than the rest of an incremental build.
-EXPORTED_TABLES: tuple[str, ...] = tuple(t for t in PUBLIC_TABLES if t != "volume_snapshots")
+#: the whole hourly history cost more than the rest of an incremental build; nor are the
+#: DAY_EXPORTS.
+EXPORTED_TABLES: tuple[str, ...] = tuple(
+    t for t in PUBLIC_TABLES if t != "volume_snapshots" and t not in DAY_EXPORTS
+)
 
 
-#: Written by builds before EXPORTED_TABLES left volume_snapshots out; removed by the next build
-#: so no reader keeps reading a file that no longer follows the warehouse.
-RETIRED_EXPORTS: tuple[str, ...] = ("volume_snapshots.parquet",)
+#: Written by older builds (before volume_snapshots left the exports, before volume_daily was
+#: exported by day); removed by the next build so no reader keeps reading a file that no longer
+#: follows the warehouse.
+RETIRED_EXPORTS: tuple[str, ...] = ("volume_snapshots.parquet", "volume_daily.parquet")
 
 
 def schema_of(name: str) -> str:

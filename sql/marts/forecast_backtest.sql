@@ -13,12 +13,20 @@
 -- quota; `censored` when none did by the latest snapshot (then `days_until_filled` and
 -- `abs_error_days` are null: an unfilled volume has no error yet, only a lower bound).
 -- Origins are days with reconciliations of the series; a volume full at the origin is `full`.
--- Each build re-scores the kept forecasts against quota_fills (a fill may come for any origin,
--- and in_interval depends on the build's instant): a bounded rebuild, not a replay.
+-- Kept by origin: a row's outcome changes only with a fill of its series or while its interval's
+-- late end is ahead. An incremental build keeps the rows of origins up to its first changed
+-- day's 00:00 that were filled before that day or whose series has no fill from it on, and
+-- whose late end came before it (or that have no interval), sets their as_of, and scores only
+-- the others anew (`reopened` below: the same condition over the same columns on both sides);
+-- a kept fill from that day on that left the lake makes it a full build
+-- (pipelines/warehouse/incremental.py).
 -- grain: (source, volume_id, resource, method, origin)
 -- depends on: backtest_origins, backtest_baselines, quota_fills, forecast_calibration,
 --   volcap_replay (source: kept by the build engine, pipelines/replay.py)
--- parameters: $as_of, $critical_days, $warning_days, $max_forecast_days
+-- parameters: $as_of, $since, $critical_days, $warning_days, $max_forecast_days
+-- incremental: origin after $since (the rows of later origins are scored anew)
+-- incremental keeps: origin in (select origin from backtest_origins) and not ((filled_at is null or filled_at >= $since) and (source, volume_id, resource) in (select (source, volume_id, resource) from quota_fills where snapshot_at >= $since)) and not coalesce(epoch(origin) + 86400 * coalesce(days_to_full_high, days_to_full_low) >= epoch(cast($since as timestamptz)), false)
+-- incremental updates: as_of = $as_of
 -- columns:
 --   source: the fleet
 --   volume_id: the volume, unique within its source
@@ -117,9 +125,35 @@ forecasts as (
     select * from volcap_forecasts
 ),
 
-filled_series as (
+refilled as (
+    -- the series with a fill from the first changed day on
     select distinct source, volume_id, resource
     from quota_fills
+    where snapshot_at >= $since
+),
+
+candidates as (
+    -- a superset of the rows `reopened` keeps (the baselines have no interval): a build scores
+    -- little more than it keeps
+    select * from forecasts
+    where origin > $since
+        or coalesce(days_to_full_high, days_to_full_low) is not null
+        or (source, volume_id, resource) in (select (source, volume_id, resource) from refilled)
+),
+
+first_fills as (
+    -- the first fill of each UTC day from the earliest origin on: the first fill at or after a
+    -- 00:00 origin is the first of the earliest such day. quota_fills holds every snapshot at
+    -- or over the quota, so it grows with the history: the as-of join sorts only these
+    select source, volume_id, resource, min(snapshot_at) as snapshot_at
+    from quota_fills
+    where snapshot_at >= (select min(origin) from candidates)
+    group by source, volume_id, resource, cast(snapshot_at as date)
+),
+
+filled_series as (
+    select distinct source, volume_id, resource
+    from first_fills
 ),
 
 realized as (
@@ -129,13 +163,13 @@ realized as (
         forecasts.*,
         fills.snapshot_at as filled_at
     from (
-        select * from forecasts
+        select * from candidates as forecasts
         semi join filled_series
             on forecasts.source = filled_series.source
             and forecasts.volume_id = filled_series.volume_id
             and forecasts.resource = filled_series.resource
     ) as forecasts
-    asof left join quota_fills as fills
+    asof left join first_fills as fills
         on forecasts.source = fills.source
         and forecasts.volume_id = fills.volume_id
         and forecasts.resource = fills.resource
@@ -144,7 +178,7 @@ realized as (
     select
         forecasts.*,
         cast(null as timestamptz) as filled_at
-    from forecasts
+    from candidates as forecasts
     anti join filled_series
         on forecasts.source = filled_series.source
         and forecasts.volume_id = filled_series.volume_id
@@ -194,6 +228,23 @@ final as (
         $as_of as as_of
     from realized
     where origin <= $as_of
+),
+
+reopened as (
+    -- what an incremental build scores anew (every row in a full build): later origins, rows
+    -- not filled before its first changed day of series filled from it on (a fill before it is
+    -- the first at or after the origin either way), intervals whose late end comes on or after
+    -- it
+    select final.*
+    from final
+    where origin > $since
+        or (filled_at is null or filled_at >= $since)
+            and (source, volume_id, resource) in (select (source, volume_id, resource) from refilled)
+        or coalesce(
+            epoch(origin) + 86400 * coalesce(days_to_full_high, days_to_full_low)
+                >= epoch(cast($since as timestamptz)),
+            false
+        )
 )
 
-select * from final
+select * from reopened

@@ -2,13 +2,14 @@
 -- first seen before it (forecast_daily_sums' per-day sums): `predict_linear_6h` (a line over
 -- the last 6 hours, as the Kubernetes PVC-filling alerts do), `predict_linear_window` (a line
 -- over the last $window_days days) and `naive_7d` (average growth of the last 7 days).
--- Kept by origin: an incremental build computes only the origins from its first changed day on
--- (reading only the days their windows span) and drops those that left backtest_origins;
+-- Kept by origin: an incremental build computes only the origins after its first changed day's
+-- 00:00 (reading only the days their windows span) and drops those that left backtest_origins;
 -- forecast_backtest scores them against quota_fills.
 -- grain: (source, volume_id, resource, method, origin)
 -- depends on: backtest_origins, forecast_daily_sums, volume_daily
 -- parameters: $since, $as_of, $window_days, $max_forecast_days
--- incremental: origin (an incremental build replaces the rows from $since on)
+-- incremental: origin after $since (an incremental build replaces the origins after $since's
+--   00:00: the origin at it reads only the days before $since, unchanged)
 -- incremental keeps: origin in (select origin from backtest_origins)
 -- columns:
 --   source: the fleet
@@ -24,7 +25,7 @@ wanted as (
     -- the scored origins this build computes (a full build: all of them)
     select origin
     from backtest_origins
-    where origin >= $since
+    where origin > $since
 ),
 
 daily_sums as (

@@ -27,13 +27,14 @@
 -- imprecise forecasts would otherwise cut through another's precise ones.
 -- Instants: the scored origins (backtest_origins); the replay also keeps the $calibration_days
 -- days before the first, so each instant's evidence is whole. An instant's margins read only
--- replays and fills from before it: an incremental build computes the instants from its first
--- changed day on, keeps the earlier ones and drops those that left backtest_origins.
+-- replays and fills from before it: an incremental build computes the instants after its first
+-- changed day's 00:00, keeps the earlier ones and drops those that left backtest_origins.
 -- grain: (source, calibrated_at, horizon, kind)
 -- depends on: volcap_replay (source: kept by the build engine, pipelines/replay.py),
 --   quota_fills, backtest_origins
 -- parameters: $as_of, $since, $calibration_days, $calibration_min_scores
--- incremental: calibrated_at (an incremental build replaces the instants from $since on)
+-- incremental: calibrated_at after $since (an incremental build replaces the instants after
+--   $since's 00:00: the instant at it reads only replays and fills from before it)
 -- incremental keeps: calibrated_at in (select origin from backtest_origins)
 -- columns:
 --   source: the fleet
@@ -78,12 +79,22 @@ forecasts as (
         and origin >= cast($since as timestamptz) - to_days(cast($calibration_days as integer))
 ),
 
+first_fills as (
+    -- the first fill of each UTC day from the earliest origin read on: the first fill at or
+    -- after a 00:00 origin is the first of the earliest such day (quota_fills holds every
+    -- snapshot at or over the quota: the as-of join sorts only these)
+    select source, volume_id, resource, min(snapshot_at) as snapshot_at
+    from quota_fills
+    where snapshot_at >= (select min(origin) from forecasts)
+    group by source, volume_id, resource, cast(snapshot_at as date)
+),
+
 realized as (
     select
         forecasts.*,
         fills.snapshot_at as filled_at
     from forecasts
-    asof left join quota_fills as fills
+    asof left join first_fills as fills
         on forecasts.source = fills.source
         and forecasts.volume_id = fills.volume_id
         and forecasts.resource = fills.resource
@@ -96,7 +107,7 @@ instants as (
     from volcap_replay as replay
     semi join backtest_origins as origins
         on replay.origin = origins.origin
-    where replay.origin <= $as_of and replay.origin >= $since
+    where replay.origin <= $as_of and replay.origin > $since
 ),
 
 known as (
@@ -266,7 +277,46 @@ sides as (
     group by all
 ),
 
+fallbacks as (
+    -- where a (bucket, kind)'s margins come from, in order: its own outcomes, its kind's over
+    -- all buckets, its bucket's over all kinds, its source's over all
+    select * from (
+        values
+            (1, 'kind', false, false),
+            (2, 'kind_pooled', true, false),
+            (3, 'bucket', false, true),
+            (4, 'pooled', true, true)
+    ) as fallbacks (rank, calibrated_from, any_horizon, any_kind)
+),
+
+chosen as (
+    -- per instant, bucket and kind, the first fallback with evidence, all its columns at once
+    select
+        instants.source,
+        instants.calibrated_at,
+        horizons.horizon,
+        kinds.kind,
+        fallbacks.calibrated_from,
+        sides.margin_low,
+        sides.margin_high
+    from instants
+    cross join horizons
+    cross join kinds
+    cross join fallbacks
+    inner join sides
+        on instants.source = sides.source
+        and instants.calibrated_at = sides.calibrated_at
+        and sides.horizon = if(fallbacks.any_horizon, '*', horizons.horizon)
+        and sides.kind = if(fallbacks.any_kind, '*', kinds.kind)
+    where sides.evidence
+    qualify row_number() over (
+        partition by instants.source, instants.calibrated_at, horizons.horizon, kinds.kind
+        order by fallbacks.rank
+    ) = 1
+),
+
 final as (
+    -- no fallback with evidence (`none`): the model's interval stands
     select
         instants.source,
         instants.calibrated_at,
@@ -275,34 +325,13 @@ final as (
         horizons.above_days,
         horizons.up_to_days,
         coalesce(own.scores, 0) as scores,
-        case
-            when own.evidence then 'kind'
-            when kind.evidence then 'kind_pooled'
-            when bucket.evidence then 'bucket'
-            when pooled.evidence then 'pooled'
-            else 'none'
-        end as calibrated_from,
-        case
-            when own.evidence then own.margin_low
-            when kind.evidence then kind.margin_low
-            when bucket.evidence then bucket.margin_low
-            when pooled.evidence then pooled.margin_low
-            else 0.0
-        end as margin_low,
-        case
-            when own.evidence then own.margin_high
-            when kind.evidence then kind.margin_high
-            when bucket.evidence then bucket.margin_high
-            when pooled.evidence then pooled.margin_high
-            else 0.0
-        end as margin_high,
-        case
-            when own.evidence then own.margin_high is null
-            when kind.evidence then kind.margin_high is null
-            when bucket.evidence then bucket.margin_high is null
-            when pooled.evidence then pooled.margin_high is null
-            else false
-        end as late_unbounded
+        coalesce(chosen.calibrated_from, 'none') as calibrated_from,
+        case when chosen.calibrated_from is null then 0.0 else chosen.margin_low end
+            as margin_low,
+        case when chosen.calibrated_from is null then 0.0 else chosen.margin_high end
+            as margin_high,
+        coalesce(chosen.calibrated_from is not null and chosen.margin_high is null, false)
+            as late_unbounded
     from instants
     cross join horizons
     cross join kinds
@@ -311,21 +340,11 @@ final as (
         and instants.calibrated_at = own.calibrated_at
         and horizons.horizon = own.horizon
         and kinds.kind = own.kind
-    left join sides as kind
-        on instants.source = kind.source
-        and instants.calibrated_at = kind.calibrated_at
-        and kind.horizon = '*'
-        and kinds.kind = kind.kind
-    left join sides as bucket
-        on instants.source = bucket.source
-        and instants.calibrated_at = bucket.calibrated_at
-        and horizons.horizon = bucket.horizon
-        and bucket.kind = '*'
-    left join sides as pooled
-        on instants.source = pooled.source
-        and instants.calibrated_at = pooled.calibrated_at
-        and pooled.horizon = '*'
-        and pooled.kind = '*'
+    left join chosen
+        on instants.source = chosen.source
+        and instants.calibrated_at = chosen.calibrated_at
+        and horizons.horizon = chosen.horizon
+        and kinds.kind = chosen.kind
 )
 
 select * from final
