@@ -11,6 +11,7 @@ from pipelines.models import models
 from pipelines.warehouse import build_warehouse, connect_published
 from pipelines.warehouse.engine import run_model
 from pipelines.warehouse.params import ForecastParams
+from pipelines.warehouse.schema import EPOCH
 from tests.lakegen import END, GIB, Volume, linear, snapshots, write_lake
 
 HOURS = 30 * 24
@@ -303,6 +304,7 @@ def test_an_interval_is_scored_only_once_its_outcome_is_known():
         "insert into quota_fills values ('fleet', 'held', 'bytes', ?)", [origin + timedelta(10)]
     )
     params = ForecastParams()
-    run_model(con, models()["forecast_backtest"], params.bindings(as_of, as_of))
+    # a full build: every origin scored
+    run_model(con, models()["forecast_backtest"], {**params.bindings(as_of, as_of), "since": EPOCH})
     scored = dict(con.execute("select volume_id, in_interval from forecast_backtest").fetchall())
     assert scored == {"open": None, "late": False, "held": True}
