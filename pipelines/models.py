@@ -17,7 +17,8 @@ MODEL_LAYERS: tuple[str, ...] = ("staging", "marts")
 #: one depends on that model.
 DERIVED: dict[str, str] = {
     "volume_observation_steps": "volume_observations",
-    "volcap_replay": "volume_observations",
+    # the replay reads volume_observations and, through quota_forecast's SQL, the moments
+    "volcap_replay": "forecast_day_moments",
 }
 #: Derived relations made with another model's SQL and parameters (pipelines/replay.py): a
 #: model reading one depends on that model's parameters too (`bound_parameters`).

@@ -60,22 +60,29 @@ _OBSERVATIONS = """
 #: (memory), and are sorted once for all of them (time).
 _BATCH = 7
 
+#: The batch's reconciliations first seen after the one before them: where the steps of an
+#: origin may differ from the batch's (the few volumes `_STEPS_AT` sorts anew).
+_REORDERS = """
+    create or replace temp table replay_reorders as
+    select source, volume_id, reconciled_at, first_seen_at, previous_first_seen_at
+    from replay_observations
+    where previous_first_seen_at > first_seen_at
+"""
+
 #: What `volume_observation_steps` was at the origin: the reconciliations first seen before
 #: it, from a day before its forecast window, each beside the one before it (from that day on
 #: too). The one before it in the batch is the one before it at the origin unless it was first
 #: seen after the origin (reconciliations first seen out of order): such a volume's steps are
-#: sorted anew.
+#: sorted anew. No CTE over the batch: the forecast reads this view more than once, each time
+#: with its own filter (a drop, a volume), which a scan takes without materializing the window.
 _STEPS_AT = """
     create or replace temp view replay_steps as
     with
 
-    known as (
-        select * from replay_observations
-        where first_seen_at < $origin and reconciled_at >= $horizon
-    ),
-
     reordered as (
-        select distinct source, volume_id from known where previous_first_seen_at >= $origin
+        select distinct source, volume_id from replay_reorders
+        where first_seen_at < $origin and reconciled_at >= $horizon
+            and previous_first_seen_at >= $origin
     )
 
     select
@@ -86,18 +93,20 @@ _STEPS_AT = """
             as used_bytes_previous,
         case when previous_reconciled_at >= $horizon then inode_count_previous end
             as inode_count_previous
-    from known
+    from replay_observations as known
     anti join reordered
         on known.source = reordered.source and known.volume_id = reordered.volume_id
+    where first_seen_at < $origin and reconciled_at >= $horizon
     union all
     select
         source, volume_id, reconciled_at, used_bytes, inode_count,
         lag(reconciled_at) over w as previous_reconciled_at,
         lag(used_bytes) over w as used_bytes_previous,
         lag(inode_count) over w as inode_count_previous
-    from known
+    from replay_observations as known
     semi join reordered
         on known.source = reordered.source and known.volume_id = reordered.volume_id
+    where first_seen_at < $origin and reconciled_at >= $horizon
     window w as (partition by source, volume_id order by reconciled_at)
 """
 
@@ -111,10 +120,18 @@ _NO_CALIBRATION = """
     )
 """
 
+#: What `forecast_day_moments` was at the origin: the days first seen before it (exactly: the
+#: moments are kept per day of first sighting).
+_MOMENTS_AT = """
+    create or replace temp view replay_moments as
+    select * from forecast_day_moments where seen_day < cast($origin as date)
+"""
+
 #: the relations the forecast reads, and what stands in for them at an origin
 _STAND_INS = {
     "volumes": "replay_volumes",
     "volume_observation_steps": "replay_steps",
+    "forecast_day_moments": "replay_moments",
     "forecast_calibration": "replay_calibration",
 }
 
@@ -210,6 +227,7 @@ def replay(
         if index % _BATCH == 0:
             batch = missing[index : index + _BATCH]
             con.execute(_OBSERVATIONS, {"horizon": batch[0] - window, "last": batch[-1]})
+            con.execute(_REORDERS)
         con.execute(_VOLUMES_AT, {"origin": origin})
         # a view: the forecast reads it once (views cannot take prepared parameters)
         con.execute(
@@ -217,6 +235,7 @@ def replay(
                 "$horizon", _timestamp(origin - window)
             )
         )
+        con.execute(_MOMENTS_AT.replace("$origin", _timestamp(origin)))
         at_origin = {**bindings, "as_of": origin}
         con.execute(
             f"""
@@ -233,6 +252,8 @@ def replay(
         done += 1
     con.execute("drop table if exists replay_volumes")
     con.execute("drop view if exists replay_steps")
+    con.execute("drop view if exists replay_moments")
     con.execute("drop table if exists replay_observations")
+    con.execute("drop table if exists replay_reorders")
     con.execute("drop table if exists replay_calibration")
     return done

@@ -304,7 +304,7 @@ def test_an_interval_is_scored_only_once_its_outcome_is_known():
         "insert into quota_fills values ('fleet', 'held', 'bytes', ?)", [origin + timedelta(10)]
     )
     params = ForecastParams()
-    # a full build's rows: every origin scored (`since` the epoch)
+    # a full build: every origin scored
     run_model(con, models()["forecast_backtest"], {**params.bindings(as_of, as_of), "since": EPOCH})
     scored = dict(con.execute("select volume_id, in_interval from forecast_backtest").fetchall())
     assert scored == {"open": None, "late": False, "held": True}

@@ -7,8 +7,10 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import duckdb
+import pytest
 
 from pipelines import replay
+from pipelines.models import models
 
 #: what `volume_observation_steps` is at an origin, sorted at that origin alone
 ALONE = """
@@ -52,6 +54,7 @@ def test_steps_from_a_batch_are_the_steps_sorted_at_each_origin():
     window = timedelta(days=3)
     origins = [START + timedelta(days=day) for day in range(4, 11)]
     con.execute(replay._OBSERVATIONS, {"horizon": origins[0] - window, "last": origins[-1]})
+    con.execute(replay._REORDERS)
     reordered = 0
     for origin in origins:
         horizon = origin - window
@@ -69,3 +72,67 @@ def test_steps_from_a_batch_are_the_steps_sorted_at_each_origin():
             {"o": origin},
         ).fetchone()[0]
     assert reordered > 0  # the out-of-order path was taken
+
+
+def _moments_known_at(con: duckdb.DuckDBPyConnection, origin: datetime) -> dict:
+    """Per volume and bucket, count, mean and spread of usage combined from the cells first
+    seen before `origin` (the parallel-variance formulas quota_forecast uses)."""
+    cells: dict[tuple[str, object], list[tuple[int, float, float]]] = {}
+    for volume, day, n, mean, ss in con.execute(
+        "select volume_id, day, n, bytes_y, bytes_ss from forecast_day_moments "
+        "where seen_day < cast($origin as date)",
+        {"origin": origin},
+    ).fetchall():
+        cells.setdefault((volume, day), []).append((n, mean, ss))
+    combined = {}
+    for key, parts in cells.items():
+        n = sum(part[0] for part in parts)
+        mean = sum(part[0] * part[1] for part in parts) / n
+        ss = sum(part[2] + part[0] * (part[1] - mean) ** 2 for part in parts)
+        combined[key] = (n, mean, ss)
+    return combined
+
+
+def test_day_moments_known_before_an_origin_are_those_of_its_known_reconciliations():
+    """Cells keyed by the day of first sighting: at each origin, those seen before it combine
+    into exactly the moments of the reconciliations known then (out of order ones included),
+    and a reconciliation at 00:00 ends the day before (a forecast's bucket ends at as_of)."""
+    con = duckdb.connect()
+    con.execute("set timezone = 'UTC'")
+    _observations(con)
+    con.execute(
+        "insert into volume_observations values ('default', 'v0', $at, $at, 1000000000000, 1)",
+        {"at": START + timedelta(days=12)},
+    )
+    con.execute("create table backtest_origins (origin timestamptz)")
+    sql = models()["forecast_day_moments"].sql
+    bindings = {
+        "since": datetime(1970, 1, 1, tzinfo=UTC),
+        "as_of": START + timedelta(days=12),
+        "window_days": 28,
+        "calibration_days": 28,
+    }
+    con.execute(f"create table forecast_day_moments as {sql}", bindings)
+    assert con.execute(
+        "select day, n from forecast_day_moments where first_reconciled_at = $at",
+        {"at": START + timedelta(days=12)},
+    ).fetchall() == [((START + timedelta(days=11)).date(), 1)]
+    for day in range(1, 14):
+        origin = START + timedelta(days=day)
+        raw = {
+            (volume, bucket): (n, mean, ss)
+            for volume, bucket, n, mean, ss in con.execute(
+                """
+                select volume_id, cast(reconciled_at - interval 1 microsecond as date), count(*),
+                    avg(used_bytes), regr_syy(used_bytes, epoch(reconciled_at))
+                from volume_observations where first_seen_at < $origin group by all
+                """,
+                {"origin": origin},
+            ).fetchall()
+        }
+        combined = _moments_known_at(con, origin)
+        assert combined.keys() == raw.keys(), origin
+        for key, (n, mean, ss) in raw.items():
+            assert combined[key][0] == n, (origin, key)
+            assert combined[key][1] == pytest.approx(mean, rel=1e-12), (origin, key)
+            assert combined[key][2] == pytest.approx(ss, rel=1e-9, abs=1e-6), (origin, key)

@@ -7,8 +7,12 @@
 -- The model's 80% interval is then calibrated on the backtest's outcomes: each end moved by
 -- the margins forecast_calibration found at the latest origin for the forecast's horizon bucket
 -- and kind.
+-- The window is the last $window_days UTC days, the last one ending at as_of, and the daily
+-- means are those of UTC days: their moments come from forecast_day_moments, kept once per day,
+-- so a forecast adds up ~one row per volume and day; only the steps (for level shifts) and the
+-- few series fitted on single reconciliations read volume_observation_steps' rows.
 -- grain: (source, volume_id, resource) for volumes in their source's latest snapshot
--- depends on: volumes, volume_observations, forecast_calibration
+-- depends on: volumes, volume_observation_steps, forecast_day_moments, forecast_calibration
 -- parameters: $as_of, $window_days, $daily_fit_days, $shift_min_share, $shift_min_steps,
 --   $break_min_gain, $break_min_points, $break_min_days,
 --   $z_interval, $z_trend, $min_history_hours, $min_observations, $stale_after,
@@ -53,21 +57,31 @@ active_volumes as (
     select * from volumes where is_active
 ),
 
-observations as (
+window_bounds as (
+    -- the fit's daily buckets are UTC days, each from after its 00:00 to the next 00:00: the
+    -- last $window_days of them, the last one ending at as_of (partial unless as_of is 00:00
+    -- UTC, as every replayed origin is: then they are the $window_days days before it)
+    select
+        cast($as_of - interval 1 microsecond as date) - cast($window_days as integer) + 1
+            as first_day,
+        cast(cast($as_of - interval 1 microsecond as date) - cast($window_days as integer) + 1
+            as timestamptz) as window_start
+),
+
+observations as not materialized (
     -- volume_observations, each beside the observation before it: kept by the build engine
-    -- (pipelines/warehouse.py `_update_observation_steps`) from the first changed day on, so a
-    -- build no longer sorts the whole window
+    -- (pipelines/warehouse/incremental.py `update_observation_steps`) from the first changed
+    -- day on, so a build no longer sorts the whole window. Read whole only for the steps that
+    -- drop by a level shift's share, and for the few series fitted on them (`detailed`)
     select
         * exclude (previous_reconciled_at, used_bytes_previous, inode_count_previous),
         -- the step from the observation before, when that one is in the window too
-        case when previous_reconciled_at > $as_of - to_days(cast($window_days as integer))
+        case when previous_reconciled_at > (select window_start from window_bounds)
             then used_bytes_previous end as used_bytes_previous,
-        case when previous_reconciled_at > $as_of - to_days(cast($window_days as integer))
-            then inode_count_previous end as inode_count_previous,
-        -- x: days relative to as_of (negative = before it)
-        (epoch(reconciled_at) - epoch($as_of)) / 86400.0 as x
+        case when previous_reconciled_at > (select window_start from window_bounds)
+            then inode_count_previous end as inode_count_previous
     from volume_observation_steps
-    where reconciled_at > $as_of - to_days(cast($window_days as integer))
+    where reconciled_at > (select window_start from window_bounds)
         and reconciled_at <= $as_of
 ),
 
@@ -80,44 +94,100 @@ current_usage as (
     from active_volumes
 ),
 
-volume_days as (
-    -- one pass over the window: per volume and day before as_of (the daily buckets of the fit),
-    -- the moments of both resources and whether a step dropped by a level shift's share
+moment_cells as (
+    -- the window's moments (forecast_day_moments: one row per bucket and day first seen), x
+    -- now relative to as_of
+    select
+        source, volume_id, day, n, first_reconciled_at, x_ss, bytes_y, bytes_xy, bytes_ss,
+        inodes_y, inodes_xy, inodes_ss,
+        day_x + x as x,
+        day_x + x_min as x_min,
+        day_x + x_max as x_max
+    from (
+        select *, (epoch(cast(day as timestamptz)) - epoch($as_of)) / 86400.0 as day_x
+        from forecast_day_moments
+        where day >= (select first_day from window_bounds)
+    )
+),
+
+bucket_means as (
     select
         source,
         volume_id,
-        ceil(x) as day_x,
-        count(*) as n,
-        avg(x) as x,
-        min(x) as x_min,
-        max(x) as x_max,
-        min(reconciled_at) as first_reconciled_at,
-        regr_sxx(used_bytes, x) as x_ss,
-        avg(used_bytes) as bytes_y,
-        regr_sxy(used_bytes, x) as bytes_xy,
-        regr_syy(used_bytes, x) as bytes_ss,
-        count(*) filter (
-            where used_bytes_previous - used_bytes > $shift_min_share * used_bytes_previous
-        ) as bytes_drops,
-        avg(inode_count) as inodes_y,
-        regr_sxy(inode_count, x) as inodes_xy,
-        regr_syy(inode_count, x) as inodes_ss,
-        count(*) filter (
-            where inode_count_previous - inode_count > $shift_min_share * inode_count_previous
-        ) as inodes_drops
-    from observations
-    group by source, volume_id, ceil(x)
+        day,
+        sum(n * x) / sum(n) as x,
+        sum(n * bytes_y) / sum(n) as bytes_y,
+        sum(n * inodes_y) / sum(n) as inodes_y
+    from moment_cells
+    group by source, volume_id, day
+),
+
+volume_days as (
+    -- per volume and daily bucket, the moments of both resources, combined exactly (the
+    -- parallel-variance formulas: each day first seen adds its own spread and its mean's
+    -- distance from the bucket's)
+    select
+        cells.source,
+        cells.volume_id,
+        cells.day,
+        cast(sum(cells.n) as bigint) as n,
+        any_value(means.x) as x,
+        min(cells.x_min) as x_min,
+        max(cells.x_max) as x_max,
+        min(cells.first_reconciled_at) as first_reconciled_at,
+        sum(cells.x_ss + cells.n * (cells.x - means.x) * (cells.x - means.x)) as x_ss,
+        any_value(means.bytes_y) as bytes_y,
+        sum(cells.bytes_xy + cells.n * (cells.x - means.x) * (cells.bytes_y - means.bytes_y))
+            as bytes_xy,
+        sum(cells.bytes_ss
+            + cells.n * (cells.bytes_y - means.bytes_y) * (cells.bytes_y - means.bytes_y))
+            as bytes_ss,
+        any_value(means.inodes_y) as inodes_y,
+        sum(cells.inodes_xy + cells.n * (cells.x - means.x) * (cells.inodes_y - means.inodes_y))
+            as inodes_xy,
+        sum(cells.inodes_ss
+            + cells.n * (cells.inodes_y - means.inodes_y) * (cells.inodes_y - means.inodes_y))
+            as inodes_ss
+    from moment_cells as cells
+    inner join bucket_means as means
+        on cells.source = means.source
+        and cells.volume_id = means.volume_id
+        and cells.day = means.day
+    group by cells.source, cells.volume_id, cells.day
 ),
 
 day_buckets as (
-    select source, volume_id, 'bytes' as resource, day_x, n, x, x_min, x_max,
-        first_reconciled_at, x_ss, bytes_y as y, bytes_xy as xy, bytes_ss as yy,
-        bytes_drops as drops
+    select source, volume_id, 'bytes' as resource, day, n, x, x_min, x_max,
+        first_reconciled_at, x_ss, bytes_y as y, bytes_xy as xy, bytes_ss as yy
     from volume_days
     union all
-    select source, volume_id, 'inodes', day_x, n, x, x_min, x_max, first_reconciled_at, x_ss,
-        inodes_y, inodes_xy, inodes_ss, inodes_drops
+    select source, volume_id, 'inodes', day, n, x, x_min, x_max, first_reconciled_at, x_ss,
+        inodes_y, inodes_xy, inodes_ss
     from volume_days
+),
+
+drop_steps as (
+    -- one pass over the steps: the volumes with a step down by a level shift's share
+    select
+        source,
+        volume_id,
+        bool_or(used_bytes_previous - used_bytes > $shift_min_share * used_bytes_previous)
+            as bytes_dropped,
+        bool_or(inode_count_previous - inode_count > $shift_min_share * inode_count_previous)
+            as inodes_dropped
+    from observations
+    where used_bytes_previous - used_bytes > $shift_min_share * used_bytes_previous
+        or inode_count_previous - inode_count > $shift_min_share * inode_count_previous
+    group by source, volume_id
+),
+
+drops as (
+    -- the series with such a step: a level shift is among these
+    select source, volume_id, 'bytes' as resource, true as dropped
+    from drop_steps where bytes_dropped
+    union all
+    select source, volume_id, 'inodes', true
+    from drop_steps where inodes_dropped
 ),
 
 series as (
@@ -128,8 +198,10 @@ series as (
         cast(sum(n) as bigint) as observations,
         min(first_reconciled_at) as trend_since,
         (max(x_max) - min(x_min)) * 24 as history_hours,
-        sum(drops) > 0 or (max(x_max) - min(x_min)) * 24 < 24 * $daily_fit_days as detailed
+        (max(x_max) - min(x_min)) * 24 < 24 * $daily_fit_days
+            or coalesce(bool_or(dropped), false) as detailed
     from day_buckets
+    left join drops using (source, volume_id, resource)
     group by source, volume_id, resource
 ),
 
@@ -139,24 +211,34 @@ series as (
 -- change of growth rate — read their observations again, below; only those are few.
 
 detailed_observations as (
-    select observations.*
-    from observations
-    semi join (select distinct source, volume_id from series where detailed) as detailed
-        using (source, volume_id)
+    select
+        *,
+        -- x: days relative to as_of (negative = before it)
+        (epoch(reconciled_at) - epoch($as_of)) / 86400.0 as x,
+        -- its daily bucket (forecast_day_moments' day)
+        cast(reconciled_at - interval 1 microsecond as date) as day
+    from (
+        -- x and day computed for these rows only (a filter is not pushed below them)
+        select observations.*
+        from observations
+        semi join (select distinct source, volume_id from series where detailed) as detailed
+            using (source, volume_id)
+    )
 ),
 
 steps as (
-    select source, volume_id, 'bytes' as resource, reconciled_at, x,
+    select source, volume_id, 'bytes' as resource, reconciled_at, x, day,
         cast(used_bytes as double) as y, cast(used_bytes_previous as double) as y_previous
     from detailed_observations
     union all
-    select source, volume_id, 'inodes', reconciled_at, x, cast(inode_count as double),
+    select source, volume_id, 'inodes', reconciled_at, x, day, cast(inode_count as double),
         cast(inode_count_previous as double)
     from detailed_observations
 ),
 
 points as (
-    select steps.source, steps.volume_id, steps.resource, steps.reconciled_at, steps.x, steps.y
+    select steps.source, steps.volume_id, steps.resource, steps.reconciled_at, steps.x,
+        steps.day, steps.y
     from steps
     semi join series
         on steps.source = series.source
@@ -242,7 +324,8 @@ shift_buckets as (
         since_shift.source,
         since_shift.volume_id,
         since_shift.resource,
-        case when shift_history.history_hours >= 24 * $daily_fit_days then ceil(x) else x end,
+        case when shift_history.history_hours >= 24 * $daily_fit_days then day end,
+        case when shift_history.history_hours < 24 * $daily_fit_days then x end,
         half_width
 ),
 
@@ -336,28 +419,46 @@ breaks as (
     having max(hy_x * hy_x / hh_x / sse_line) >= $break_min_gain
 ),
 
+broken as (
+    -- per broken volume, where each resource's current regime starts (null: no break)
+    select
+        source,
+        volume_id,
+        any_value(break_x) filter (where resource = 'bytes') as bytes_break_x,
+        any_value(break_x) filter (where resource = 'inodes') as inodes_break_x
+    from breaks
+    group by source, volume_id
+),
+
 break_observations as (
-    select observations.*
-    from observations
-    semi join (select distinct source, volume_id from breaks) as broken using (source, volume_id)
+    -- the observations of the broken volumes from their earliest break on, read once for both
+    -- resources
+    select *
+    from (
+        select
+            observations.*,
+            broken.bytes_break_x,
+            broken.inodes_break_x,
+            (epoch(observations.reconciled_at) - epoch($as_of)) / 86400.0 as x,
+            cast(observations.reconciled_at - interval 1 microsecond as date) as day
+        from observations
+        inner join broken
+            on observations.source = broken.source
+            and observations.volume_id = broken.volume_id
+    )
+    where x >= least(bytes_break_x, inodes_break_x)
 ),
 
 break_points as (
     -- the break lies after any level shift (it is found among the points since it)
-    select break_steps.*
-    from (
-        select source, volume_id, 'bytes' as resource, reconciled_at, x,
-            cast(used_bytes as double) as y
-        from break_observations
-        union all
-        select source, volume_id, 'inodes', reconciled_at, x, cast(inode_count as double)
-        from break_observations
-    ) as break_steps
-    inner join breaks
-        on break_steps.source = breaks.source
-        and break_steps.volume_id = breaks.volume_id
-        and break_steps.resource = breaks.resource
-    where break_steps.x >= breaks.break_x
+    select source, volume_id, 'bytes' as resource, reconciled_at, x, day,
+        cast(used_bytes as double) as y
+    from break_observations
+    where x >= bytes_break_x
+    union all
+    select source, volume_id, 'inodes', reconciled_at, x, day, cast(inode_count as double)
+    from break_observations
+    where x >= inodes_break_x
 ),
 
 break_history as (
@@ -396,7 +497,8 @@ buckets as (
         break_points.source,
         break_points.volume_id,
         break_points.resource,
-        case when break_history.history_hours >= 24 * $daily_fit_days then ceil(x) else x end
+        case when break_history.history_hours >= 24 * $daily_fit_days then day end,
+        case when break_history.history_hours < 24 * $daily_fit_days then x end
 ),
 
 fits as (
