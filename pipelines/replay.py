@@ -146,9 +146,15 @@ def origins(
     rows = con.execute(
         """
         with days as (
-            select distinct cast(cast(first_seen_at as date) + 1 as timestamptz) as origin
-            from volume_observations
-            where first_seen_at < cast(cast($as_of as date) as timestamptz)
+            -- the days first, as backtest_origins does (a timestamptz cast of every row of
+            -- the history cost ~40x more)
+            select cast(day + 1 as timestamptz) as origin
+            from (
+                select cast(first_seen_at as date) as day
+                from volume_observations
+                where first_seen_at < cast(cast($as_of as date) as timestamptz)
+                group by day
+            )
         ),
         scored as (
             select origin from days order by origin desc limit $limit

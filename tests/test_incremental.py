@@ -114,6 +114,12 @@ class Twins:
         for data_dir in self.each():
             write_lake(data_dir, frame, name=name)
 
+    def delete_snapshot(self, instant: datetime) -> None:
+        """Remove the hourly file of the snapshot at `instant` from both lakes."""
+        for data_dir in self.each():
+            folder = data_dir / "lake" / "volume_snapshots" / f"snapshot_date={instant:%Y-%m-%d}"
+            (folder / f"{instant:%Y%m%dT%H%MZ}.parquet").unlink()
+
     def build(self, **kwargs: object) -> BuildResult:
         result = build_warehouse(self.incremental, **kwargs)  # type: ignore[arg-type]
         build_warehouse(self.full, full=True, **kwargs)  # type: ignore[arg-type]
@@ -194,14 +200,7 @@ def test_an_hourly_file_beside_its_compacted_day_is_deduplicated(twins):
 
 def test_a_deleted_partition_rebuilds_from_its_day(twins):
     gone = START + timedelta(hours=70)
-    for data_dir in twins.each():
-        (
-            data_dir
-            / "lake"
-            / "volume_snapshots"
-            / f"snapshot_date={gone:%Y-%m-%d}"
-            / f"{gone:%Y%m%dT%H%MZ}.parquet"
-        ).unlink()
+    twins.delete_snapshot(gone)
     result = twins.build()
     assert (result.mode, result.since) == ("incremental", gone.date())
 
@@ -448,14 +447,7 @@ def test_a_kept_forecast_whose_fill_left_the_lake_is_scored_by_a_full_build(tmp_
     assert kept == (6,)  # three baselines at each of two origins
     for hour in (7, 8):
         gone = END + timedelta(hours=hour)
-        for data_dir in twins.each():
-            (
-                data_dir
-                / "lake"
-                / "volume_snapshots"
-                / f"snapshot_date={gone:%Y-%m-%d}"
-                / f"{gone:%Y%m%dT%H%MZ}.parquet"
-            ).unlink()
+        twins.delete_snapshot(gone)
     result = twins.build(params=params)
     assert (result.mode, result.full_reason) == (
         "full",

@@ -80,13 +80,11 @@ forecasts as (
 ),
 
 first_fills as (
-    -- the first fill of each UTC day from the earliest origin read on: the first fill at or
-    -- after a 00:00 origin is the first of the earliest such day (quota_fills holds every
-    -- snapshot at or over the quota: the as-of join sorts only these)
-    select source, volume_id, resource, min(snapshot_at) as snapshot_at
+    -- each day's first fill (quota_fills) from the earliest origin read on: the as-of join
+    -- sorts only these
+    select source, volume_id, resource, snapshot_at
     from quota_fills
     where snapshot_at >= (select min(origin) from forecasts)
-    group by source, volume_id, resource, cast(snapshot_at as date)
 ),
 
 realized as (
