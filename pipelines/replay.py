@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 
 from pipelines.models import Model
+from pipelines.warehouse.schema import midnight
 
 #: the engine-kept relation forecast_backtest reads (a source, in the staging schema)
 REPLAY_NAME = "volcap_replay"
@@ -215,7 +216,7 @@ def replay(
             f"delete from {REPLAY_TABLE} where fingerprint is distinct from $f", {"f": fingerprint}
         )
         # an origin reads the days before it: those from `since` on may have changed
-        changed = datetime.combine(since, datetime.min.time(), UTC)
+        changed = midnight(since)
         con.execute(f"delete from {REPLAY_TABLE} where origin > $changed", {"changed": changed})
     wanted = origins(con, bindings["as_of"], max_origins, lookback_days)
     if wanted:

@@ -11,7 +11,7 @@ import duckdb
 
 from pipelines import queries, settings
 from pipelines.models import SQL_DIR
-from pipelines.warehouse.schema import EPOCH, INFO_TABLE, scalar
+from pipelines.warehouse.schema import EPOCH, INFO_TABLE, midnight, scalar
 
 #: `sql/checks/<name>.sql`: one query per check, named as the Dagster asset check.
 CHECKS_DIR = SQL_DIR / queries.CHECKS
@@ -76,7 +76,7 @@ def _built_since(con: duckdb.DuckDBPyConnection) -> datetime:
         since = scalar(con, f"select since from {INFO_TABLE}")
     except duckdb.Error:
         since = None
-    return datetime.combine(since or EPOCH, datetime.min.time(), UTC)
+    return midnight(since or EPOCH)
 
 
 def check_unique_snapshots(con: duckdb.DuckDBPyConnection) -> CheckOutcome:

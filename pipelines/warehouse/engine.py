@@ -57,6 +57,7 @@ from pipelines.warehouse.schema import (
     PUBLIC_TABLES,
     RETIRED_EXPORTS,
     STAGING_SCHEMA,
+    midnight,
     qualified,
     scalar,
     schema_of,
@@ -185,7 +186,7 @@ def _verify(
         con, "select count(*) from (from lake_volume_snapshots limit 1)"
     ):  # an empty lake (a fleet with no volumes yet) builds an empty warehouse
         problems.append("volume_snapshots is empty")
-    since_at = datetime.combine(since or EPOCH, datetime.min.time(), UTC)
+    since_at = midnight(since or EPOCH)
     # a 64-bit hash of the key counted first (3x faster than grouping the key, the longest step
     # of verifying a full build): a collision can only suggest a duplicate that is not one, so
     # only then does the check's own query group the keys themselves
@@ -448,7 +449,7 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
             if since is not None and scalar(
                 con,
                 "select count(*) from changed_lake_snapshots where snapshot_at < $since",
-                {"since": datetime.combine(since, datetime.min.time(), UTC)},
+                {"since": midnight(since)},
             ):
                 # rows kept from the previous build are those before `since`: these would
                 # duplicate them

@@ -23,6 +23,7 @@ from pipelines.warehouse.schema import (
     INFO_TABLE,
     MANIFEST_TABLE,
     STAGING_SCHEMA,
+    midnight,
     qualified,
     scalar,
     schema_of,
@@ -196,7 +197,7 @@ def prepare_observations_before(
     )
     if since is None or replaced is None:
         return
-    since_at = datetime.combine(since, datetime.min.time(), UTC)
+    since_at = midnight(since)
     con.execute(
         f"""
         create or replace temp table touched_observations as
@@ -370,7 +371,7 @@ def update_observation_steps(
             {"h": horizon},
         )
         return
-    since_at = datetime.combine(since, datetime.min.time(), UTC)
+    since_at = midnight(since)
     touched_after = scalar(
         con,
         "select least("
@@ -539,7 +540,7 @@ def read_copy(con: duckdb.DuckDBPyConnection, since: date | None) -> Copy:
     """What the sources below need of the copy, read before the models replace its rows."""
     if since is None:
         return Copy()
-    since_at = datetime.combine(since, datetime.min.time(), UTC)
+    since_at = midnight(since)
     # the models kept by origin compute only the origins after since's 00:00 (an earlier one
     # reads only unchanged days): `check_origins` compares what this build's origins hold
     con.execute(
@@ -589,7 +590,7 @@ def check_origins(con: duckdb.DuckDBPyConnection, since: date) -> None:
         con,
         f"select count(*) from {qualified('backtest_origins')} "
         f"where origin <= $since and origin not in (select origin from {COPIED_ORIGINS})",
-        {"since": datetime.combine(since, datetime.min.time(), UTC)},
+        {"since": midnight(since)},
     ):
         raise FullBuildNeeded("an origin before the first changed day entered the backtest")
 
@@ -603,7 +604,7 @@ def check_backtest_fills(con: duckdb.DuckDBPyConnection, since: date) -> None:
         "select count(*) from forecast_backtest where filled_at >= $since "
         "and (source, volume_id, resource) not in "
         "(select (source, volume_id, resource) from quota_fills where snapshot_at >= $since)",
-        {"since": datetime.combine(since, datetime.min.time(), UTC)},
+        {"since": midnight(since)},
     ):
         raise FullBuildNeeded("a fill from the first changed day on left the lake")
 

@@ -17,7 +17,7 @@ from pipelines.lake_types import LAKE_DUCKDB_TYPES
 from pipelines.publish import FILE_MODE, mkdir_private
 from pipelines.sources import DEFAULT_SOURCE
 from pipelines.warehouse.errors import BuildError, EmptyLakeError
-from pipelines.warehouse.schema import EPOCH, STAGING_SCHEMA, sql_string
+from pipelines.warehouse.schema import EPOCH, STAGING_SCHEMA, midnight, sql_string
 
 #: A file written by ingest for one snapshot instant, e.g. 20261127T0100Z.parquet (the default
 #: source) or 20261127T0100Z.eu-west.parquet (source eu-west).
@@ -232,7 +232,7 @@ def latest_file_instant(layout: DataDir) -> datetime:
         if SLUG_FILE.match(file.name):
             instants.append(datetime.strptime(file.name[:14], "%Y%m%dT%H%MZ").replace(tzinfo=UTC))
         elif (day := folder_day(file.parent.name)) is not None:
-            instants.append(datetime.combine(day, datetime.min.time(), UTC))
+            instants.append(midnight(day))
     if not instants:
         raise EmptyLakeError(f"the lake under {layout.lake} has no rows")
     return max(instants)

@@ -9,6 +9,7 @@ from typing import Any
 
 from pipelines import settings
 from pipelines.sources import DEFAULT_SOURCE
+from pipelines.warehouse.schema import midnight
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class ForecastParams:
 def steps_horizon(as_of: datetime, params: ForecastParams) -> datetime:
     """The first instant `volume_observation_steps` keeps: a whole day before the forecast
     window, so that window and its first step are always inside it."""
-    day = datetime.combine(as_of.astimezone(UTC).date(), datetime.min.time(), UTC)
+    day = midnight(as_of.astimezone(UTC).date())
     return day - timedelta(days=params.window_days + 1)
 
 
@@ -82,5 +83,5 @@ def observations_horizon(as_of: datetime, params: ForecastParams) -> datetime:
     """The first instant `staging.volume_observations` keeps (besides the reconciliations seen
     since): a whole day before the longest window a model reads it over (capacity_trends' 30
     days, the forecast's steps), so the hourly history is not carried in every build's file."""
-    day = datetime.combine(as_of.astimezone(UTC).date(), datetime.min.time(), UTC)
+    day = midnight(as_of.astimezone(UTC).date())
     return day - timedelta(days=max(params.window_days, TRENDS_WINDOW_DAYS) + 1)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
 
 #: `$since` of a full build: every day is built.
 EPOCH = date(1970, 1, 1)
+
+
+def midnight(day: date) -> datetime:
+    """The day's 00:00 UTC: where a build's first changed day, and a backtest origin, start."""
+    return datetime.combine(day, datetime.min.time(), UTC)
 
 
 #: The default schema (`main`) holds exactly the public tables; models that are only build
