@@ -305,6 +305,7 @@ def test_an_interval_is_scored_only_once_its_outcome_is_known():
     )
     params = ForecastParams()
     # a full build: every origin scored
-    run_model(con, models()["forecast_backtest"], {**params.bindings(as_of, as_of), "since": EPOCH})
+    bindings = {**params.bindings(as_of, as_of), "since": EPOCH, "previous_as_of": as_of}
+    run_model(con, models()["forecast_backtest"], bindings)
     scored = dict(con.execute("select volume_id, in_interval from forecast_backtest").fetchall())
     assert scored == {"open": None, "late": False, "held": True}
