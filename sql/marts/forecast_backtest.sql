@@ -130,25 +130,41 @@ forecasts as (
 ),
 
 refilled as (
-    -- the series with a fill from the first changed day on
-    select distinct source, volume_id, resource
+    -- the series with a fill from the first changed day on, and their last fill before it
+    select
+        source,
+        volume_id,
+        resource,
+        max(snapshot_at) filter (where snapshot_at < $since) as last_fill_before
     from quota_fills
-    where snapshot_at >= $since
+    group by source, volume_id, resource
+    having count(*) filter (where snapshot_at >= $since) > 0
 ),
 
 candidates as (
     -- a superset of the rows `reopened` keeps (the baselines have no interval; an interval's
-    -- late end, as `final` clips it, within a day of the two as_of): a build scores little more
-    -- than it keeps
-    select * from forecasts
-    where origin > $since
-        or (days_to_full_high is not null or days_to_full_low is not null)
+    -- late end, as `final` clips it, within a day of the two as_of; a refilled series' origins
+    -- after its last fill before the first changed day, the others' first fill at or after
+    -- the origin comes before that day): a build scores little more than it keeps (a volume
+    -- that stays full has a fill every day)
+    select forecasts.*
+    from forecasts
+    left join refilled
+        on forecasts.source = refilled.source
+        and forecasts.volume_id = refilled.volume_id
+        and forecasts.resource = refilled.resource
+    where forecasts.origin > $since
+        or (forecasts.days_to_full_high is not null or forecasts.days_to_full_low is not null)
             and case
-                when days_to_full_high is not null then greatest(days_to_full_high, 0.0)
-                else greatest(days_to_full_low, 0.0)
-            end between (epoch(least($previous_as_of, $as_of)) - epoch(origin)) / 86400.0 - 1
-                and (epoch(greatest($previous_as_of, $as_of)) - epoch(origin)) / 86400.0 + 1
-        or (source, volume_id, resource) in (select (source, volume_id, resource) from refilled)
+                when forecasts.days_to_full_high is not null
+                    then greatest(forecasts.days_to_full_high, 0.0)
+                else greatest(forecasts.days_to_full_low, 0.0)
+            end
+            between (epoch(least($previous_as_of, $as_of)) - epoch(forecasts.origin)) / 86400.0 - 1
+                and (epoch(greatest($previous_as_of, $as_of)) - epoch(forecasts.origin)) / 86400.0
+                    + 1
+        or refilled.source is not null
+            and (refilled.last_fill_before is null or forecasts.origin > refilled.last_fill_before)
 ),
 
 first_fills as (

@@ -14,9 +14,21 @@
 --   previous_snapshot_at: the snapshot before it
 with
 
+last_days_before as (
+    -- each volume's end-of-day limits on the day before $since
+    select source, volume_id, last_snapshot_at as snapshot_at, max_size_bytes, max_file_count,
+        max_mounts
+    from volume_daily
+    where day = cast($since as date) - 1
+),
+
 earlier as (
     -- a volume's last snapshot before $since is the end of its last day before it, so a change
-    -- at the first snapshot on or after $since is compared with it
+    -- at the first snapshot on or after $since is compared with it; only the volumes seen from
+    -- $since on need it, and most were seen the day before: the whole history is read only for
+    -- the others (reading it for every volume grew every build with the lake's history)
+    select * from last_days_before
+    union all
     select
         source,
         volume_id,
@@ -25,6 +37,15 @@ earlier as (
         arg_max_null(max_file_count, last_snapshot_at) as max_file_count,
         arg_max_null(max_mounts, last_snapshot_at) as max_mounts
     from volume_daily
+    semi join (
+        select distinct source, volume_id from volume_daily as current
+        where day >= $since
+            and not exists (
+                from last_days_before as found
+                where found.source = current.source and found.volume_id = current.volume_id
+            )
+    ) as missing
+        on volume_daily.source = missing.source and volume_daily.volume_id = missing.volume_id
     where day < $since
     group by source, volume_id
 ),
