@@ -57,31 +57,28 @@ active_volumes as (
     select * from volumes where is_active
 ),
 
-window_bounds as (
-    -- the fit's daily buckets are UTC days, each from after its 00:00 to the next 00:00: the
-    -- last $window_days of them, the last one ending at as_of (partial unless as_of is 00:00
-    -- UTC, as every replayed origin is: then they are the $window_days days before it)
-    select
-        cast($as_of - interval 1 microsecond as date) - cast($window_days as integer) + 1
-            as first_day,
-        cast(cast($as_of - interval 1 microsecond as date) - cast($window_days as integer) + 1
-            as timestamptz) as window_start
-),
-
 observations as not materialized (
     -- volume_observations, each beside the observation before it: kept by the build engine
     -- (pipelines/warehouse/incremental.py `update_observation_steps`) from the first changed
     -- day on, so a build no longer sorts the whole window. Read whole only for the steps that
-    -- drop by a level shift's share, and for the few series fitted on them (`detailed`)
+    -- drop by a level shift's share, and for the few series fitted on them (`detailed`).
+    -- The fit's daily buckets are UTC days, each from after its 00:00 to the next 00:00: the
+    -- last $window_days of them, the last one ending at as_of (partial unless as_of is 00:00
+    -- UTC, as every replayed origin is: then they are the $window_days days before it). Their
+    -- start is written out, not read from a CTE: a constant the scan filters on (a scalar
+    -- subquery joined every row of the window to it, in each of the three reads)
     select
         * exclude (previous_reconciled_at, used_bytes_previous, inode_count_previous),
         -- the step from the observation before, when that one is in the window too
-        case when previous_reconciled_at > (select window_start from window_bounds)
+        case when previous_reconciled_at > cast(cast($as_of - interval 1 microsecond as date)
+                - cast($window_days as integer) + 1 as timestamptz)
             then used_bytes_previous end as used_bytes_previous,
-        case when previous_reconciled_at > (select window_start from window_bounds)
+        case when previous_reconciled_at > cast(cast($as_of - interval 1 microsecond as date)
+                - cast($window_days as integer) + 1 as timestamptz)
             then inode_count_previous end as inode_count_previous
     from volume_observation_steps
-    where reconciled_at > (select window_start from window_bounds)
+    where reconciled_at > cast(cast($as_of - interval 1 microsecond as date)
+            - cast($window_days as integer) + 1 as timestamptz)
         and reconciled_at <= $as_of
 ),
 
@@ -106,7 +103,9 @@ moment_cells as (
     from (
         select *, (epoch(cast(day as timestamptz)) - epoch($as_of)) / 86400.0 as day_x
         from forecast_day_moments
-        where day >= (select first_day from window_bounds)
+        -- the window's first day (see `observations`)
+        where day >= cast($as_of - interval 1 microsecond as date)
+            - cast($window_days as integer) + 1
     )
 ),
 
@@ -313,20 +312,26 @@ shift_buckets as (
         avg(x) as x,
         avg(y) as y,
         -- half a bucket: a break found at a daily mean may lie up to there
-        case when shift_history.history_hours >= 24 * $daily_fit_days then 0.5 else 0.0 end
-            as half_width
+        0.5 as half_width
     from since_shift
-    inner join shift_history
+    semi join shift_history
         on since_shift.source = shift_history.source
         and since_shift.volume_id = shift_history.volume_id
         and since_shift.resource = shift_history.resource
-    group by
-        since_shift.source,
-        since_shift.volume_id,
-        since_shift.resource,
-        case when shift_history.history_hours >= 24 * $daily_fit_days then day end,
-        case when shift_history.history_hours < 24 * $daily_fit_days then x end,
-        half_width
+        and shift_history.history_hours >= 24 * $daily_fit_days
+    group by since_shift.source, since_shift.volume_id, since_shift.resource, day
+    union all
+    -- a fit under a week: each reconciliation is a point of its own (one per instant, so not
+    -- grouped: a group of one row is that row, and grouping every reconciliation cost more
+    -- than the break search over them)
+    select since_shift.source, since_shift.volume_id, since_shift.resource, x, y,
+        0.0 as half_width
+    from since_shift
+    semi join shift_history
+        on since_shift.source = shift_history.source
+        and since_shift.volume_id = shift_history.volume_id
+        and since_shift.resource = shift_history.resource
+        and shift_history.history_hours < 24 * $daily_fit_days
 ),
 
 centered as (
@@ -489,16 +494,21 @@ buckets as (
     select break_points.source, break_points.volume_id, break_points.resource, avg(x) as x,
         avg(y) as y
     from break_points
-    inner join break_history
+    semi join break_history
         on break_points.source = break_history.source
         and break_points.volume_id = break_history.volume_id
         and break_points.resource = break_history.resource
-    group by
-        break_points.source,
-        break_points.volume_id,
-        break_points.resource,
-        case when break_history.history_hours >= 24 * $daily_fit_days then day end,
-        case when break_history.history_hours < 24 * $daily_fit_days then x end
+        and break_history.history_hours >= 24 * $daily_fit_days
+    group by break_points.source, break_points.volume_id, break_points.resource, day
+    union all
+    -- under a week: each reconciliation, as in shift_buckets
+    select break_points.source, break_points.volume_id, break_points.resource, x, y
+    from break_points
+    semi join break_history
+        on break_points.source = break_history.source
+        and break_points.volume_id = break_history.volume_id
+        and break_points.resource = break_history.resource
+        and break_history.history_hours < 24 * $daily_fit_days
 ),
 
 fits as (
