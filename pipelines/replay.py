@@ -58,7 +58,9 @@ _OBSERVATIONS = """
 """
 
 #: Origins per batch: a batch's observations span its days and a forecast window before them
-#: (memory), and are sorted once for all of them (time).
+#: (memory), and are sorted once for all of them (time). In a lake shorter than that span a
+#: batch takes more origins, as many as fit in the same span (`_batches`): the same rows, sorted
+#: once instead of once per 7 origins.
 _BATCH = 7
 
 #: The batch's reconciliations first seen after the one before them: where the steps of an
@@ -168,6 +170,26 @@ def origins(
     return sorted(row[0].astimezone(UTC) for row in rows)
 
 
+def _batches(
+    missing: list[datetime], window: timedelta, earliest: datetime | None
+) -> list[list[datetime]]:
+    """The missing origins in batches, each spanning (from its forecast window's start, or the
+    earliest reconciliation, to its last origin) no more than `_BATCH` consecutive origins do in
+    a long lake."""
+    span = window + timedelta(days=_BATCH - 1)
+    batches: list[list[datetime]] = []
+    for origin in missing:
+        if batches:
+            start = batches[-1][0] - window
+            if earliest is not None:
+                start = max(start, earliest)
+            if origin - start <= span:
+                batches[-1].append(origin)
+                continue
+        batches.append([origin])
+    return batches
+
+
 def _timestamp(instant: datetime) -> str:
     return f"timestamptz '{instant.astimezone(UTC).isoformat()}'"
 
@@ -184,6 +206,39 @@ def _body(model: Model) -> str:
     for relation, stand_in in _STAND_INS.items():
         body = re.sub(rf"\b(from|join)\s+{relation}\b", rf"\1 {stand_in}", body)
     return body
+
+
+def _replay_at(
+    con: duckdb.DuckDBPyConnection,
+    origin: datetime,
+    window: timedelta,
+    body: str,
+    bindings: dict[str, Any],
+    model: Model,
+    fingerprint: str,
+) -> None:
+    """Replay one origin of the batch whose observations `replay_observations` holds."""
+    con.execute(_VOLUMES_AT, {"origin": origin})
+    # a view: the forecast reads it once (views cannot take prepared parameters)
+    con.execute(
+        _STEPS_AT.replace("$origin", _timestamp(origin)).replace(
+            "$horizon", _timestamp(origin - window)
+        )
+    )
+    con.execute(_MOMENTS_AT.replace("$origin", _timestamp(origin)))
+    at_origin = {**bindings, "as_of": origin}
+    con.execute(
+        f"""
+        insert into {REPLAY_TABLE}
+        select source, volume_id, resource, as_of as origin, state, days_to_full,
+            days_to_full_low, days_to_full_high, kind, $replay_fingerprint
+        from ({body})
+        """,
+        {
+            **{name: at_origin[name] for name in model.parameters},
+            "replay_fingerprint": fingerprint,
+        },
+    )
 
 
 def replay(
@@ -229,34 +284,17 @@ def replay(
     con.execute(_NO_CALIBRATION)
     window = timedelta(days=int(bindings["window_days"]) + 1)
     missing = [origin for origin in wanted if origin not in kept]
+    earliest = None
+    if missing:
+        row = con.execute("select min(reconciled_at) from volume_observations").fetchone()
+        earliest = row[0].astimezone(UTC) if row and row[0] is not None else None
     done = 0
-    for index, origin in enumerate(missing):
-        if index % _BATCH == 0:
-            batch = missing[index : index + _BATCH]
-            con.execute(_OBSERVATIONS, {"horizon": batch[0] - window, "last": batch[-1]})
-            con.execute(_REORDERS)
-        con.execute(_VOLUMES_AT, {"origin": origin})
-        # a view: the forecast reads it once (views cannot take prepared parameters)
-        con.execute(
-            _STEPS_AT.replace("$origin", _timestamp(origin)).replace(
-                "$horizon", _timestamp(origin - window)
-            )
-        )
-        con.execute(_MOMENTS_AT.replace("$origin", _timestamp(origin)))
-        at_origin = {**bindings, "as_of": origin}
-        con.execute(
-            f"""
-            insert into {REPLAY_TABLE}
-            select source, volume_id, resource, as_of as origin, state, days_to_full,
-                days_to_full_low, days_to_full_high, kind, $replay_fingerprint
-            from ({body})
-            """,
-            {
-                **{name: at_origin[name] for name in model.parameters},
-                "replay_fingerprint": fingerprint,
-            },
-        )
-        done += 1
+    for batch in _batches(missing, window, earliest):
+        con.execute(_OBSERVATIONS, {"horizon": batch[0] - window, "last": batch[-1]})
+        con.execute(_REORDERS)
+        for origin in batch:
+            _replay_at(con, origin, window, body, bindings, model, fingerprint)
+            done += 1
     con.execute("drop table if exists replay_volumes")
     con.execute("drop view if exists replay_steps")
     con.execute("drop view if exists replay_moments")

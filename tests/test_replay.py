@@ -47,12 +47,17 @@ def _observations(con: duckdb.DuckDBPyConnection) -> None:
     con.executemany("insert into volume_observations values (?, ?, ?, ?, ?, ?)", rows)
 
 
-def test_steps_from_a_batch_are_the_steps_sorted_at_each_origin():
+@pytest.mark.parametrize(
+    "days",
+    [range(4, 11), range(1, 13)],
+    ids=["seven origins past a window", "every origin of a lake shorter than a batch's span"],
+)
+def test_steps_from_a_batch_are_the_steps_sorted_at_each_origin(days):
     con = duckdb.connect()
     con.execute("set timezone = 'UTC'")
     _observations(con)
     window = timedelta(days=3)
-    origins = [START + timedelta(days=day) for day in range(4, 11)]
+    origins = [START + timedelta(days=day) for day in days]
     con.execute(replay._OBSERVATIONS, {"horizon": origins[0] - window, "last": origins[-1]})
     con.execute(replay._REORDERS)
     reordered = 0
@@ -72,6 +77,23 @@ def test_steps_from_a_batch_are_the_steps_sorted_at_each_origin():
             {"o": origin},
         ).fetchone()[0]
     assert reordered > 0  # the out-of-order path was taken
+
+
+def test_a_batch_spans_what_seven_origins_span_in_a_long_lake():
+    """Seven daily origins per batch past the lake's first window; in a lake shorter than that
+    span, every origin in one batch (their observations are the whole lake either way)."""
+    window = timedelta(days=29)
+    year = [START + timedelta(days=day) for day in range(300, 365)]
+    batches = replay._batches(year, window, earliest=START)
+    assert [len(batch) for batch in batches] == [7] * 9 + [2]
+    assert [origin for batch in batches for origin in batch] == year
+    month = [START + timedelta(days=day) for day in range(1, 31)]
+    assert replay._batches(month, window, earliest=START) == [month]
+    # an origin far from the batch's (an incremental build's today, after kept ones) starts
+    # its own
+    apart = [START + timedelta(days=day) for day in (1, 2, 60)]
+    assert replay._batches(apart, window, earliest=START) == [apart[:2], apart[2:]]
+    assert replay._batches([], window, earliest=None) == []
 
 
 def _moments_known_at(con: duckdb.DuckDBPyConnection, origin: datetime) -> dict:
