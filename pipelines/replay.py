@@ -139,6 +139,20 @@ _STAND_INS = {
 }
 
 
+#: The days with reconciliations first seen before as_of's day (from `$since` on, with
+#: `{since}`): the days first, as backtest_origins does (a timestamptz cast of every row of the
+#: history cost ~40x more)
+_ORIGIN_DAYS = """
+    select day
+    from (
+        select cast(first_seen_at as date) as day
+        from volume_observations
+        where first_seen_at < cast(cast($as_of as date) as timestamptz) {since}
+    )
+    group by day
+"""
+
+
 def origins(
     con: duckdb.DuckDBPyConnection, as_of: datetime, max_origins: int, lookback_days: int
 ) -> list[datetime]:
@@ -146,28 +160,30 @@ def origins(
     as_of; the latest `max_origins` of them (backtest_origins: those the backtest scores), and
     those of the `lookback_days` days before the first (forecast_calibration's evidence for
     it)."""
-    rows = con.execute(
-        """
-        with days as (
-            -- the days first, as backtest_origins does (a timestamptz cast of every row of
-            -- the history cost ~40x more)
-            select cast(day + 1 as timestamptz) as origin
-            from (
-                select cast(first_seen_at as date) as day
-                from volume_observations
-                where first_seen_at < cast(cast($as_of as date) as timestamptz)
-                group by day
-            )
-        ),
-        scored as (
-            select origin from days order by origin desc limit $limit
-        )
-        select origin from days
-        where origin >= (select min(origin) from scored) - to_days(cast($lookback as integer))
-        """,
-        {"as_of": as_of, "limit": max_origins, "lookback": lookback_days},
-    ).fetchall()
-    return sorted(row[0].astimezone(UTC) for row in rows)
+    if max_origins <= 0:
+        return []
+    lookback = timedelta(days=lookback_days)
+    # the recent days first: when they hold every origin the answer needs, the older rows are
+    # not read (zone maps skip them); otherwise (a lake with gaps) the whole history
+    recent = as_of.astimezone(UTC).date() - timedelta(days=max_origins + lookback_days)
+    for since in (recent, None):
+        sql = _ORIGIN_DAYS.format(since="and first_seen_at >= $since" if since else "")
+        bound = {"as_of": as_of, **({"since": midnight(since)} if since else {})}
+        days = sorted(row[0] for row in con.execute(sql, bound).fetchall())
+        first = days[-max_origins] if len(days) >= max_origins else (days or [None])[0]
+        if (
+            since is not None
+            and (first is None or len(days) < max_origins or first - lookback < since)
+            and con.execute(
+                "select count(*) from (select 1 from volume_observations "
+                "where first_seen_at < $since limit 1)",
+                {"since": midnight(since)},
+            ).fetchone()
+            != (0,)
+        ):
+            continue  # older days may hold origins: read them all
+        return [midnight(day + timedelta(days=1)) for day in days if day >= first - lookback]
+    return []
 
 
 def _batches(

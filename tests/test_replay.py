@@ -158,3 +158,62 @@ def test_day_moments_known_before_an_origin_are_those_of_its_known_reconciliatio
             assert combined[key][0] == n, (origin, key)
             assert combined[key][1] == pytest.approx(mean, rel=1e-12), (origin, key)
             assert combined[key][2] == pytest.approx(ss, rel=1e-9, abs=1e-6), (origin, key)
+
+
+#: replay.origins over the whole history at once (what it returned before it read the recent
+#: days first)
+ALL_ORIGINS = """
+    with days as (
+        select cast(day + 1 as timestamptz) as origin
+        from (
+            select cast(first_seen_at as date) as day from volume_observations
+            where first_seen_at < cast(cast($as_of as date) as timestamptz) group by day
+        )
+    ),
+    scored as (select origin from days order by origin desc limit $limit)
+    select origin from days
+    where origin >= (select min(origin) from scored) - to_days(cast($lookback as integer))
+    order by origin
+"""
+
+
+@pytest.mark.parametrize(
+    "days",
+    [
+        list(range(100)),
+        list(range(10)),
+        list(range(90, 100)),
+        [*range(0, 40), *range(90, 100)],  # a gap: the recent days hold too few origins
+        [*range(0, 60), *range(70, 100)],  # a gap within the lookback
+        [0, 99],
+        [],
+    ],
+    ids=[
+        "a long lake",
+        "a short lake",
+        "a short recent lake",
+        "a long gap",
+        "a gap in the lookback",
+        "two days",
+        "none",
+    ],
+)
+def test_origins_read_from_the_recent_days_are_those_of_the_whole_history(days):
+    con = duckdb.connect()
+    con.execute("set timezone = 'UTC'")
+    con.execute("create table volume_observations (first_seen_at timestamptz)")
+    for day in days:
+        for hour in (1, 23):
+            con.execute(
+                "insert into volume_observations values (?)",
+                [START + timedelta(days=day, hours=hour)],
+            )
+    as_of = START + timedelta(days=100, hours=5)
+    for limit, lookback in [(35, 28), (5, 3), (1, 0)]:
+        expected = [
+            row[0].astimezone(UTC)
+            for row in con.execute(
+                ALL_ORIGINS, {"as_of": as_of, "limit": limit, "lookback": lookback}
+            ).fetchall()
+        ]
+        assert replay.origins(con, as_of, limit, lookback) == expected, (limit, lookback)
