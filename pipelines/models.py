@@ -66,6 +66,14 @@ _KEEPS = re.compile(r"^--\s*incremental keeps:\s*(.+?)\s*$", re.MULTILINE)
 _UPDATES = re.compile(
     r"^--\s*incremental updates:\s*([a-z_][a-z0-9_]*)\s*=\s*(.+?)\s*$", re.MULTILINE
 )
+#: `-- incremental full when: <condition> -- <reason>`: after the models run, an incremental
+#: build evaluates <condition> (one line of SQL over the build's parameters, the tables and
+#: `copy_of_<model>`, that model's table as the build's copy held it before any model ran) and
+#: falls back to a full build, saying <reason>, when it holds: a change the model's kept rows
+#: cannot follow (say, an origin that entered its window before the first changed day).
+_FULL_WHEN = re.compile(r"^--\s*incremental full when:\s*(.+?)\s+--\s+(.+?)\s*$", re.MULTILINE)
+#: the relations a `full when` condition reads as the copy held them
+COPY_OF = re.compile(r"\bcopy_of_([a-z_][a-z0-9_]*)\b")
 #: `-- grain: (a, b, …)`: the columns that identify a row.
 _GRAIN = re.compile(r"^--\s*grain:\s*\(([a-z0-9_, ]+)\)", re.MULTILINE)
 #: `-- columns:` (or `-- columns: those of <model> (<note>), and:`) opens the column dictionary
@@ -76,7 +84,7 @@ _COLUMN = re.compile(r"^ {2,3}([a-z_][a-z0-9_]*): (.+)$")
 #: a header line that starts a key (`grain:`, `depends on:` …) ends the model's summary
 _KEY_LINE = re.compile(
     r"^(?:grain|depends on|parameters|incremental|incremental also replaces|incremental keeps"
-    r"|incremental updates|materialized|columns):"
+    r"|incremental updates|incremental full when|materialized|columns):"
 )
 #: `-- materialized: view` in a model's header: the build declares a view instead of a table
 #: (its parameters are written into the view as literals).
@@ -105,6 +113,9 @@ class Model:
     also_replaces: str | None = None
     #: a condition an incremental build deletes the rows failing (`-- incremental keeps:`)
     keeps: str | None = None
+    #: (condition, reason): an incremental build that finds <condition> true after the models
+    #: ran is done again as a full one (`-- incremental full when:`)
+    full_when: tuple[tuple[str, str], ...] = ()
     #: (column, expression) an incremental build sets on the rows it keeps
     updates: tuple[str, str] | None = None
     #: the columns that identify a row, from `-- grain: (…)` (empty when not a column list)
@@ -185,6 +196,7 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
         also_replaces = _ALSO_REPLACES.search(header)
         keeps = _KEEPS.search(header)
         updates = _UPDATES.search(header)
+        full_when = tuple((match.group(1), match.group(2)) for match in _FULL_WHEN.finditer(header))
         grain = _GRAIN.search(header)
         summary, columns, columns_of = _dictionary(header)
         materialized = _MATERIALIZED.search(header)
@@ -204,6 +216,7 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
             parameters=parameters_of(text),
             keeps=keeps.group(1) if keeps else None,
             updates=(updates.group(1), updates.group(2)) if updates else None,
+            full_when=full_when,
             incremental=incremental.group(1) if incremental else None,
             incremental_after=bool(incremental and incremental.group(2)),
             append=append,
@@ -220,7 +233,7 @@ def load_models(sql_dir: Path = SQL_DIR) -> dict[str, Model]:
             raise ValueError(f"incremental model {path} does not use $since")
         if append and f"previous_{path.stem}" not in relations:
             raise ValueError(f"append model {path} does not read previous_{path.stem}")
-        if (keeps or updates) and not incremental:
+        if (keeps or updates or full_when) and not incremental:
             raise ValueError(f"{path} keeps rows but has no incremental column")
         if also_replaces and (not incremental or not models[path.stem].grain):
             raise ValueError(f"{path} also replaces rows but has no incremental column or grain")
@@ -253,6 +266,8 @@ def bound_parameters(name: str, every: dict[str, Model] | None = None) -> frozen
             bound.update(parameters_of(model.keeps))
         if model.updates:
             bound.update(parameters_of(model.updates[1]))
+        for condition, _ in model.full_when:
+            bound.update(parameters_of(condition))
         todo.extend(model.deps)
         todo.extend(MADE_WITH[source] for source in model.sources if source in MADE_WITH)
     return frozenset(bound)

@@ -55,6 +55,14 @@ def test_incremental_needs_are_declared_in_the_model_headers():
         "volume_observations",
         "quota_forecast_history",
     ]
+    # the changes its kept rows cannot follow, each with the reason a full build gives
+    backtest = found["forecast_backtest"]
+    assert [reason for _, reason in backtest.full_when] == [
+        "an origin before the first changed day entered the backtest",
+        "a fill from the first changed day on left the lake",
+    ]
+    assert "copy_of_backtest_origins" in backtest.full_when[0][0]
+    assert [m.name for m in found.values() if m.full_when] == ["forecast_backtest"]
 
 
 @pytest.mark.parametrize(
@@ -65,6 +73,11 @@ def test_incremental_needs_are_declared_in_the_model_headers():
         ),
         pytest.param(
             "-- incremental also replaces: b\n", "no incremental column or grain", id="no-grain"
+        ),
+        pytest.param(
+            "-- incremental full when: true -- always\n",
+            "keeps rows but has no incremental column",
+            id="full-when-not-incremental",
         ),
     ],
 )

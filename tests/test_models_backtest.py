@@ -10,6 +10,7 @@ import pytest
 from pipelines.models import models
 from pipelines.warehouse import build_warehouse, connect_published
 from pipelines.warehouse.engine import run_model
+from pipelines.warehouse.incremental import replace_from
 from pipelines.warehouse.params import ForecastParams
 from pipelines.warehouse.schema import EPOCH
 from tests.lakegen import END, GIB, Volume, linear, snapshots, write_lake
@@ -267,11 +268,9 @@ def test_interval_coverage_is_judged_overall_and_per_bucket(figures, passed, out
         assert "too young" in verdict.metadata["skipped"]
 
 
-def test_an_interval_is_scored_only_once_its_outcome_is_known():
-    """A fill is scored against the interval; no fill is a miss once a finite late end has
-    passed, and stays unknown under an unbounded one (it may fill within it yet, or never)."""
-    as_of = datetime(2026, 3, 1, tzinfo=UTC)
-    origin = as_of - timedelta(days=20)
+def interval_fixture(origin: datetime) -> duckdb.DuckDBPyConnection:
+    """forecast_backtest's inputs for one origin: `open` (unbounded late end), `late` (late end
+    10.5 days) and `held` (filled at 10 days), each full in 10 days from 9.5."""
     con = duckdb.connect()
     con.execute("set timezone = 'UTC'")
     con.execute(
@@ -303,8 +302,42 @@ def test_an_interval_is_scored_only_once_its_outcome_is_known():
     con.execute(
         "insert into quota_fills values ('fleet', 'held', 'bytes', ?)", [origin + timedelta(10)]
     )
+    return con
+
+
+def test_an_interval_is_scored_only_once_its_outcome_is_known():
+    """A fill is scored against the interval; no fill is a miss once a finite late end has
+    passed, and stays unknown under an unbounded one (it may fill within it yet, or never)."""
+    as_of = datetime(2026, 3, 1, tzinfo=UTC)
+    origin = as_of - timedelta(days=20)
+    con = interval_fixture(origin)
     params = ForecastParams()
     # a full build: every origin scored
-    run_model(con, models()["forecast_backtest"], {**params.bindings(as_of, as_of), "since": EPOCH})
+    bindings = {**params.bindings(as_of, as_of), "since": EPOCH, "previous_as_of": as_of}
+    run_model(con, models()["forecast_backtest"], bindings)
     scored = dict(con.execute("select volume_id, in_interval from forecast_backtest").fetchall())
     assert scored == {"open": None, "late": False, "held": True}
+
+
+def test_kept_rows_follow_the_clock_past_an_interval_end():
+    """An incremental build keeps a row only while its interval's late end lies on the same
+    side of the previous build's as_of and of its own: hour by hour past the `late` row's end
+    (10.5 days), the kept and re-scored rows are those of a full build at each instant."""
+    origin = datetime(2026, 3, 1, tzinfo=UTC)
+    model = models()["forecast_backtest"]
+    params = ForecastParams()
+    incremental, full = interval_fixture(origin), interval_fixture(origin)
+    previous = origin + timedelta(days=10)
+    first = {**params.bindings(previous, previous), "since": EPOCH, "previous_as_of": previous}
+    run_model(incremental, model, first)
+    for hours in range(10 * 24 + 6, 10 * 24 + 18, 3):
+        as_of = origin + timedelta(hours=hours)
+        since = previous.date()
+        bindings = {**params.bindings(as_of, as_of), "since": since, "previous_as_of": previous}
+        replace_from(incremental, model, bindings, since)
+        run_model(full, model, {**bindings, "since": EPOCH, "previous_as_of": as_of})
+        rows = "select * from forecast_backtest order by all"
+        assert incremental.execute(rows).fetchall() == full.execute(rows).fetchall(), as_of
+        previous = as_of
+    late = "select in_interval from forecast_backtest where volume_id = 'late'"
+    assert incremental.execute(late).fetchall() == [(False,)]

@@ -26,8 +26,7 @@ from pipelines.warehouse.errors import BuildError, EmptyLakeError, FullBuildNeed
 from pipelines.warehouse.incremental import (
     Provision,
     append,
-    check_backtest_fills,
-    check_origins,
+    check_full_when,
     first_changed_day,
     keep_observations,
     kept_horizon,
@@ -412,6 +411,7 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
         spill = _beside(published, f"{token}.building.tmp")
         compacted = _beside(published, f"{token}.building.compact")
         spilled = 0
+        step = time.perf_counter()
         con = duckdb.connect(
             str(building),
             config={
@@ -458,8 +458,13 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                 **params.bindings(as_of, datetime.now(UTC)),
                 "since": since or EPOCH,
             }
+            timings["open"] = round(time.perf_counter() - step, 3)
+            step = time.perf_counter()
             # before the lake view moves to this build's links: volume_snapshots reads it
             copy = read_copy(con, since)
+            timings["read_copy"] = round(time.perf_counter() - step, 3)
+            # what the kept rows were made as of (a full build keeps none: its own as_of)
+            bindings["previous_as_of"] = copy.previous_as_of or as_of
             fingerprints = params_fingerprints(bindings)
             horizon = steps_horizon(as_of, params)
             first_day = min(entry.day for entry in manifest.values() if entry.day is not None)
@@ -511,15 +516,17 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                 timings[model.name] = round(time.perf_counter() - step, 3)
                 spilled = max(spilled, _spill_size(spill))
             if since is not None:
-                check_origins(con, since)
-                check_backtest_fills(con, since)
+                check_full_when(con, bindings)
+            step = time.perf_counter()
             kept = kept_horizon(con, as_of, params)
+            timings["kept_horizon"] = round(time.perf_counter() - step, 3)
             if trimmed is not None and kept < trimmed:
                 # the backtest's origins reach further back than the copy kept (days removed)
                 raise FullBuildNeeded("the backtest's origins reach before the observations kept")
             step = time.perf_counter()
             keep_observations(con, since, kept)
             timings["keep_observations"] = round(time.perf_counter() - step, 3)
+            step = time.perf_counter()
             rows = {
                 name: int(scalar(con, f'select count(*) from "{name}"'))
                 for name, model in models().items()
@@ -529,6 +536,7 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
             rows["volume_snapshots"] = int(
                 scalar(con, "select coalesce(sum(snapshot_count), 0) from volume_daily")
             )
+            timings["count_rows"] = round(time.perf_counter() - step, 3)
             try:
                 step = time.perf_counter()
                 _verify(con, rows, since)
@@ -601,6 +609,7 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                 remote.put(temporary, final)
             remote.put(building, published)  # last: the warehouse is the build's commit point
             timings["upload"] = round(time.perf_counter() - step, 3)
+        step = time.perf_counter()
         publish.publish(building, published)
         for temporary, final in staged.values():
             publish.publish(temporary, final)
@@ -609,6 +618,7 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
         for gone in stale_days:
             gone.unlink(missing_ok=True)
         retire_links(layout.warehouse_links, token)
+        timings["publish"] = round(time.perf_counter() - step, 3)
     except BaseException:
         for leftover in layout.root.glob(f"{published.name}.{token}.building*"):
             remove(leftover)

@@ -15,7 +15,7 @@ import duckdb
 from pipelines import replay
 from pipelines.lake import DataDir
 from pipelines.lake_types import LAKE_DUCKDB_TYPES
-from pipelines.models import Model, bound_parameters, models, parameters_of
+from pipelines.models import COPY_OF, Model, bound_parameters, models, parameters_of
 from pipelines.warehouse.errors import FullBuildNeeded
 from pipelines.warehouse.lake_view import LakeFile
 from pipelines.warehouse.params import ForecastParams, observations_horizon
@@ -34,7 +34,7 @@ ENGINE_VERSION = 7
 
 #: Bindings that differ from build to build by design (the instant, the clock, the first day
 #: rebuilt): the other parameters are fixed settings, fingerprinted by `params_fingerprint`.
-_PER_BUILD = frozenset({"as_of", "built_at", "since"})
+_PER_BUILD = frozenset({"as_of", "built_at", "since", "previous_as_of"})
 
 
 def fingerprint() -> str:
@@ -381,14 +381,42 @@ def update_observation_steps(
     )
     start = min(t for t in (since_at, touched_before, touched_after) if t is not None)
     con.execute(f"delete from {STEPS_TABLE} where reconciled_at >= $start", {"start": start})
-    seeds = f"""
+    last = """
         select source, volume_id, max(reconciled_at) as reconciled_at,
             arg_max(used_bytes, reconciled_at) as used_bytes,
             arg_max(inode_count, reconciled_at) as inode_count, true as seed
-        from {STEPS_TABLE} group by source, volume_id
+    """
+    # each volume's last kept row, most often within a day before `start`: only the volumes
+    # with rows from `start` on and none in that day are looked for in the whole table (the
+    # table's aggregation was most of this step)
+    seeds = f"""
+        with
+        recent as (
+            {last} from {STEPS_TABLE} where reconciled_at >= $start - interval 1 day
+            group by source, volume_id
+        ),
+        missing as (
+            select distinct source, volume_id from volume_observations as observations
+            where reconciled_at >= $start
+                and not exists (
+                    from recent
+                    where recent.source = observations.source
+                        and recent.volume_id = observations.volume_id
+                )
+        ),
+        older as (
+            {last} from {STEPS_TABLE} as steps
+            semi join missing
+                on steps.source = missing.source and steps.volume_id = missing.volume_id
+            group by steps.source, steps.volume_id
+        )
+        select * from recent
+        union all
+        select * from older
     """
     body = _STEPS.format(
-        rows=f"{rows} from volume_observations where reconciled_at >= $start union all {seeds}"
+        rows=f"{rows} from volume_observations where reconciled_at >= $start "
+        f"union all select * from ({seeds})"
     )
     con.execute(
         f"insert into {STEPS_TABLE} select * exclude (seed) from ({body}) where not seed",
@@ -528,6 +556,8 @@ class Copy:
     replaced: str | None = None
     #: the earliest reconciliation first seen from `since` on
     touched_before: datetime | None = None
+    #: the as_of of the build the copy was published by (the rows it keeps were made as of it)
+    previous_as_of: datetime | None = None
     #: the horizon volume_observation_steps was kept from
     previous_horizon: datetime | None = None
     #: the horizon volume_observations was kept from (`keep_observations`)
@@ -541,13 +571,16 @@ def read_copy(con: duckdb.DuckDBPyConnection, since: date | None) -> Copy:
     if since is None:
         return Copy()
     since_at = midnight(since)
-    # the models kept by origin compute only the origins after since's 00:00 (an earlier one
-    # reads only unchanged days): `check_origins` compares what this build's origins hold
-    con.execute(
-        f"create temp table {COPIED_ORIGINS} as "
-        f"select origin from {qualified('backtest_origins')} where origin <= $since",
-        {"since": since_at},
-    )
+    # what the models' `incremental full when:` conditions compare with this build's tables
+    for name in sorted(
+        {
+            copied
+            for model in models().values()
+            for condition, _ in model.full_when
+            for copied in COPY_OF.findall(condition)
+        }
+    ):
+        con.execute(f"create temp table copy_of_{name} as select * from {qualified(name)}")
     replaced = "replaced_observation_keys"
     con.execute(
         f"""
@@ -567,6 +600,7 @@ def read_copy(con: duckdb.DuckDBPyConnection, since: date | None) -> Copy:
             "select min(reconciled_at) from volume_observations where first_seen_at >= $since",
             {"since": since_at},
         ),
+        previous_as_of=scalar(con, f"select as_of from {INFO_TABLE}"),
         previous_horizon=scalar(con, f"select steps_horizon from {INFO_TABLE}"),
         previous_kept=scalar(con, f"select observations_horizon from {INFO_TABLE}"),
         params=dict(
@@ -578,35 +612,17 @@ def read_copy(con: duckdb.DuckDBPyConnection, since: date | None) -> Copy:
     )
 
 
-#: the copy's backtest origins up to the first changed day (`read_copy`)
-COPIED_ORIGINS = "copied_backtest_origins"
-
-
-def check_origins(con: duckdb.DuckDBPyConnection, since: date) -> None:
-    """Ask for a full build when an origin up to `since`'s 00:00 entered the backtest (later
-    origins left it: their days were removed): the models kept by origin compute only those
-    after it, and kept no rows for it."""
-    if scalar(
-        con,
-        f"select count(*) from {qualified('backtest_origins')} "
-        f"where origin <= $since and origin not in (select origin from {COPIED_ORIGINS})",
-        {"since": midnight(since)},
-    ):
-        raise FullBuildNeeded("an origin before the first changed day entered the backtest")
-
-
-def check_backtest_fills(con: duckdb.DuckDBPyConnection, since: date) -> None:
-    """Ask for a full build when a kept forecast_backtest row was filled from `since` on by a
-    fill that left the lake (its day rebuilt without it): forecast_backtest scores anew only the
-    series with fills from `since` on, so that row would keep a fill no full build finds."""
-    if scalar(
-        con,
-        "select count(*) from forecast_backtest where filled_at >= $since "
-        "and (source, volume_id, resource) not in "
-        "(select (source, volume_id, resource) from quota_fills where snapshot_at >= $since)",
-        {"since": midnight(since)},
-    ):
-        raise FullBuildNeeded("a fill from the first changed day on left the lake")
+def check_full_when(con: duckdb.DuckDBPyConnection, bindings: dict[str, Any]) -> None:
+    """Ask for a full build when a model's `incremental full when:` condition holds once the
+    models have run (pipelines/models.py): a change its kept rows cannot follow."""
+    for model in models().values():
+        for condition, reason in model.full_when:
+            if scalar(
+                con,
+                f"select coalesce(({condition}), false)",
+                {name: bindings[name] for name in parameters_of(condition)},
+            ):
+                raise FullBuildNeeded(reason)
 
 
 @dataclass(frozen=True)

@@ -13,20 +13,24 @@
 -- quota; `censored` when none did by the latest snapshot (then `days_until_filled` and
 -- `abs_error_days` are null: an unfilled volume has no error yet, only a lower bound).
 -- Origins are days with reconciliations of the series; a volume full at the origin is `full`.
--- Kept by origin: a row's outcome changes only with a fill of its series or while its interval's
--- late end is ahead. An incremental build keeps the rows of origins up to its first changed
--- day's 00:00 that were filled before that day or whose series has no fill from it on, and
--- whose late end came before it (or that have no interval), sets their as_of, and scores only
--- the others anew (the model's `reopened`: the same condition over the same columns on both
--- sides); a kept fill from that day on that left the lake makes it a full build
--- (pipelines/warehouse/incremental.py).
+-- Kept by origin: a row's outcome changes only with a fill of its series or when the build's
+-- as_of crosses its interval's late end (in_interval is null until then). An incremental build
+-- keeps the rows of origins up to its first changed day's 00:00 that were filled before that
+-- day or whose series has no fill from it on, and whose late end lies on the same side of the
+-- previous build's as_of ($previous_as_of) as of this one's (or that have no interval), sets
+-- their as_of, and scores only the others anew (the model's `reopened`: the same condition over
+-- the same columns on both sides); an origin up to that day new to the backtest, or a kept
+-- fill from that day on that left the lake, makes it a full build (`incremental full when`).
 -- grain: (source, volume_id, resource, method, origin)
 -- depends on: backtest_origins, backtest_baselines, quota_fills, forecast_calibration,
 --   volcap_replay (source: kept by the build engine, pipelines/replay.py)
--- parameters: $as_of, $since, $critical_days, $warning_days, $max_forecast_days
+-- parameters: $as_of, $since, $previous_as_of (the as_of of the rows an incremental build keeps;
+--   $as_of in a full build), $critical_days, $warning_days, $max_forecast_days
 -- incremental: origin after $since (the rows of later origins are scored anew)
--- incremental keeps: origin in (select origin from backtest_origins) and not ((filled_at is null or filled_at >= $since) and (source, volume_id, resource) in (select (source, volume_id, resource) from quota_fills where snapshot_at >= $since)) and not coalesce(epoch(origin) + 86400 * coalesce(days_to_full_high, days_to_full_low) >= epoch(cast($since as timestamptz)), false)
+-- incremental keeps: origin in (select origin from backtest_origins) and not ((filled_at is null or filled_at >= $since) and (source, volume_id, resource) in (select (source, volume_id, resource) from quota_fills where snapshot_at >= $since)) and not coalesce(((epoch($previous_as_of) - epoch(origin)) / 86400.0 < coalesce(days_to_full_high, days_to_full_low)) <> ((epoch($as_of) - epoch(origin)) / 86400.0 < coalesce(days_to_full_high, days_to_full_low)), false)
 -- incremental updates: as_of = $as_of
+-- incremental full when: exists (select origin from backtest_origins where origin <= $since and origin not in (select origin from copy_of_backtest_origins)) -- an origin before the first changed day entered the backtest
+-- incremental full when: exists (select 1 from forecast_backtest where filled_at >= $since and (source, volume_id, resource) not in (select (source, volume_id, resource) from quota_fills where snapshot_at >= $since)) -- a fill from the first changed day on left the lake
 -- columns:
 --   source: the fleet
 --   volume_id: the volume, unique within its source
@@ -133,11 +137,17 @@ refilled as (
 ),
 
 candidates as (
-    -- a superset of the rows `reopened` keeps (the baselines have no interval): a build scores
-    -- little more than it keeps
+    -- a superset of the rows `reopened` keeps (the baselines have no interval; an interval's
+    -- late end, as `final` clips it, within a day of the two as_of): a build scores little more
+    -- than it keeps
     select * from forecasts
     where origin > $since
-        or coalesce(days_to_full_high, days_to_full_low) is not null
+        or (days_to_full_high is not null or days_to_full_low is not null)
+            and case
+                when days_to_full_high is not null then greatest(days_to_full_high, 0.0)
+                else greatest(days_to_full_low, 0.0)
+            end between (epoch(least($previous_as_of, $as_of)) - epoch(origin)) / 86400.0 - 1
+                and (epoch(greatest($previous_as_of, $as_of)) - epoch(origin)) / 86400.0 + 1
         or (source, volume_id, resource) in (select (source, volume_id, resource) from refilled)
 ),
 
@@ -231,16 +241,22 @@ final as (
 reopened as (
     -- what an incremental build scores anew (every row in a full build): later origins, rows
     -- not filled before its first changed day of series filled from it on (a fill before it is
-    -- the first at or after the origin either way), intervals whose late end comes on or after
-    -- it
+    -- the first at or after the origin either way), intervals whose late end lies between the
+    -- previous build's as_of and this one's (in_interval's own test: known once as_of reaches
+    -- the late end, an unbounded one the early end)
     select final.*
     from final
     where origin > $since
         or (filled_at is null or filled_at >= $since)
             and (source, volume_id, resource) in (select (source, volume_id, resource) from refilled)
         or coalesce(
-            epoch(origin) + 86400 * coalesce(days_to_full_high, days_to_full_low)
-                >= epoch(cast($since as timestamptz)),
+            (
+                (epoch($previous_as_of) - epoch(origin)) / 86400.0
+                    < coalesce(days_to_full_high, days_to_full_low)
+            ) <> (
+                (epoch($as_of) - epoch(origin)) / 86400.0
+                    < coalesce(days_to_full_high, days_to_full_low)
+            ),
             false
         )
 )
