@@ -58,7 +58,9 @@ _OBSERVATIONS = """
 """
 
 #: Origins per batch: a batch's observations span its days and a forecast window before them
-#: (memory), and are sorted once for all of them (time).
+#: (memory), and are sorted once for all of them (time). In a lake shorter than that span a
+#: batch takes more origins, as many as fit in the same span (`_batches`): the same rows, sorted
+#: once instead of once per 7 origins.
 _BATCH = 7
 
 #: The batch's reconciliations first seen after the one before them: where the steps of an
@@ -137,6 +139,20 @@ _STAND_INS = {
 }
 
 
+#: The days with reconciliations first seen before as_of's day (from `$since` on, with
+#: `{since}`): the days first, as backtest_origins does (a timestamptz cast of every row of the
+#: history cost ~40x more)
+_ORIGIN_DAYS = """
+    select day
+    from (
+        select cast(first_seen_at as date) as day
+        from volume_observations
+        where first_seen_at < cast(cast($as_of as date) as timestamptz) {since}
+    )
+    group by day
+"""
+
+
 def origins(
     con: duckdb.DuckDBPyConnection, as_of: datetime, max_origins: int, lookback_days: int
 ) -> list[datetime]:
@@ -144,28 +160,50 @@ def origins(
     as_of; the latest `max_origins` of them (backtest_origins: those the backtest scores), and
     those of the `lookback_days` days before the first (forecast_calibration's evidence for
     it)."""
-    rows = con.execute(
-        """
-        with days as (
-            -- the days first, as backtest_origins does (a timestamptz cast of every row of
-            -- the history cost ~40x more)
-            select cast(day + 1 as timestamptz) as origin
-            from (
-                select cast(first_seen_at as date) as day
-                from volume_observations
-                where first_seen_at < cast(cast($as_of as date) as timestamptz)
-                group by day
-            )
-        ),
-        scored as (
-            select origin from days order by origin desc limit $limit
-        )
-        select origin from days
-        where origin >= (select min(origin) from scored) - to_days(cast($lookback as integer))
-        """,
-        {"as_of": as_of, "limit": max_origins, "lookback": lookback_days},
-    ).fetchall()
-    return sorted(row[0].astimezone(UTC) for row in rows)
+    if max_origins <= 0:
+        return []
+    lookback = timedelta(days=lookback_days)
+    # the recent days first: when they hold every origin the answer needs, the older rows are
+    # not read (zone maps skip them); otherwise (a lake with gaps) the whole history
+    recent = as_of.astimezone(UTC).date() - timedelta(days=max_origins + lookback_days)
+    for since in (recent, None):
+        sql = _ORIGIN_DAYS.format(since="and first_seen_at >= $since" if since else "")
+        bound = {"as_of": as_of, **({"since": midnight(since)} if since else {})}
+        days = sorted(row[0] for row in con.execute(sql, bound).fetchall())
+        first = days[-max_origins] if len(days) >= max_origins else (days or [None])[0]
+        if (
+            since is not None
+            and (first is None or len(days) < max_origins or first - lookback < since)
+            and con.execute(
+                "select count(*) from (select 1 from volume_observations "
+                "where first_seen_at < $since limit 1)",
+                {"since": midnight(since)},
+            ).fetchone()
+            != (0,)
+        ):
+            continue  # older days may hold origins: read them all
+        return [midnight(day + timedelta(days=1)) for day in days if day >= first - lookback]
+    return []
+
+
+def _batches(
+    missing: list[datetime], window: timedelta, earliest: datetime | None
+) -> list[list[datetime]]:
+    """The missing origins in batches, each spanning (from its forecast window's start, or the
+    earliest reconciliation, to its last origin) no more than `_BATCH` consecutive origins do in
+    a long lake."""
+    span = window + timedelta(days=_BATCH - 1)
+    batches: list[list[datetime]] = []
+    for origin in missing:
+        if batches:
+            start = batches[-1][0] - window
+            if earliest is not None:
+                start = max(start, earliest)
+            if origin - start <= span:
+                batches[-1].append(origin)
+                continue
+        batches.append([origin])
+    return batches
 
 
 def _timestamp(instant: datetime) -> str:
@@ -184,6 +222,39 @@ def _body(model: Model) -> str:
     for relation, stand_in in _STAND_INS.items():
         body = re.sub(rf"\b(from|join)\s+{relation}\b", rf"\1 {stand_in}", body)
     return body
+
+
+def _replay_at(
+    con: duckdb.DuckDBPyConnection,
+    origin: datetime,
+    window: timedelta,
+    body: str,
+    bindings: dict[str, Any],
+    model: Model,
+    fingerprint: str,
+) -> None:
+    """Replay one origin of the batch whose observations `replay_observations` holds."""
+    con.execute(_VOLUMES_AT, {"origin": origin})
+    # a view: the forecast reads it once (views cannot take prepared parameters)
+    con.execute(
+        _STEPS_AT.replace("$origin", _timestamp(origin)).replace(
+            "$horizon", _timestamp(origin - window)
+        )
+    )
+    con.execute(_MOMENTS_AT.replace("$origin", _timestamp(origin)))
+    at_origin = {**bindings, "as_of": origin}
+    con.execute(
+        f"""
+        insert into {REPLAY_TABLE}
+        select source, volume_id, resource, as_of as origin, state, days_to_full,
+            days_to_full_low, days_to_full_high, kind, $replay_fingerprint
+        from ({body})
+        """,
+        {
+            **{name: at_origin[name] for name in model.parameters},
+            "replay_fingerprint": fingerprint,
+        },
+    )
 
 
 def replay(
@@ -229,34 +300,17 @@ def replay(
     con.execute(_NO_CALIBRATION)
     window = timedelta(days=int(bindings["window_days"]) + 1)
     missing = [origin for origin in wanted if origin not in kept]
+    earliest = None
+    if missing:
+        row = con.execute("select min(reconciled_at) from volume_observations").fetchone()
+        earliest = row[0].astimezone(UTC) if row and row[0] is not None else None
     done = 0
-    for index, origin in enumerate(missing):
-        if index % _BATCH == 0:
-            batch = missing[index : index + _BATCH]
-            con.execute(_OBSERVATIONS, {"horizon": batch[0] - window, "last": batch[-1]})
-            con.execute(_REORDERS)
-        con.execute(_VOLUMES_AT, {"origin": origin})
-        # a view: the forecast reads it once (views cannot take prepared parameters)
-        con.execute(
-            _STEPS_AT.replace("$origin", _timestamp(origin)).replace(
-                "$horizon", _timestamp(origin - window)
-            )
-        )
-        con.execute(_MOMENTS_AT.replace("$origin", _timestamp(origin)))
-        at_origin = {**bindings, "as_of": origin}
-        con.execute(
-            f"""
-            insert into {REPLAY_TABLE}
-            select source, volume_id, resource, as_of as origin, state, days_to_full,
-                days_to_full_low, days_to_full_high, kind, $replay_fingerprint
-            from ({body})
-            """,
-            {
-                **{name: at_origin[name] for name in model.parameters},
-                "replay_fingerprint": fingerprint,
-            },
-        )
-        done += 1
+    for batch in _batches(missing, window, earliest):
+        con.execute(_OBSERVATIONS, {"horizon": batch[0] - window, "last": batch[-1]})
+        con.execute(_REORDERS)
+        for origin in batch:
+            _replay_at(con, origin, window, body, bindings, model, fingerprint)
+            done += 1
     con.execute("drop table if exists replay_volumes")
     con.execute("drop view if exists replay_steps")
     con.execute("drop view if exists replay_moments")

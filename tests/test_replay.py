@@ -47,12 +47,17 @@ def _observations(con: duckdb.DuckDBPyConnection) -> None:
     con.executemany("insert into volume_observations values (?, ?, ?, ?, ?, ?)", rows)
 
 
-def test_steps_from_a_batch_are_the_steps_sorted_at_each_origin():
+@pytest.mark.parametrize(
+    "days",
+    [range(4, 11), range(1, 13)],
+    ids=["seven origins past a window", "every origin of a lake shorter than a batch's span"],
+)
+def test_steps_from_a_batch_are_the_steps_sorted_at_each_origin(days):
     con = duckdb.connect()
     con.execute("set timezone = 'UTC'")
     _observations(con)
     window = timedelta(days=3)
-    origins = [START + timedelta(days=day) for day in range(4, 11)]
+    origins = [START + timedelta(days=day) for day in days]
     con.execute(replay._OBSERVATIONS, {"horizon": origins[0] - window, "last": origins[-1]})
     con.execute(replay._REORDERS)
     reordered = 0
@@ -72,6 +77,23 @@ def test_steps_from_a_batch_are_the_steps_sorted_at_each_origin():
             {"o": origin},
         ).fetchone()[0]
     assert reordered > 0  # the out-of-order path was taken
+
+
+def test_a_batch_spans_what_seven_origins_span_in_a_long_lake():
+    """Seven daily origins per batch past the lake's first window; in a lake shorter than that
+    span, every origin in one batch (their observations are the whole lake either way)."""
+    window = timedelta(days=29)
+    year = [START + timedelta(days=day) for day in range(300, 365)]
+    batches = replay._batches(year, window, earliest=START)
+    assert [len(batch) for batch in batches] == [7] * 9 + [2]
+    assert [origin for batch in batches for origin in batch] == year
+    month = [START + timedelta(days=day) for day in range(1, 31)]
+    assert replay._batches(month, window, earliest=START) == [month]
+    # an origin far from the batch's (an incremental build's today, after kept ones) starts
+    # its own
+    apart = [START + timedelta(days=day) for day in (1, 2, 60)]
+    assert replay._batches(apart, window, earliest=START) == [apart[:2], apart[2:]]
+    assert replay._batches([], window, earliest=None) == []
 
 
 def _moments_known_at(con: duckdb.DuckDBPyConnection, origin: datetime) -> dict:
@@ -136,3 +158,62 @@ def test_day_moments_known_before_an_origin_are_those_of_its_known_reconciliatio
             assert combined[key][0] == n, (origin, key)
             assert combined[key][1] == pytest.approx(mean, rel=1e-12), (origin, key)
             assert combined[key][2] == pytest.approx(ss, rel=1e-9, abs=1e-6), (origin, key)
+
+
+#: replay.origins over the whole history at once (what it returned before it read the recent
+#: days first)
+ALL_ORIGINS = """
+    with days as (
+        select cast(day + 1 as timestamptz) as origin
+        from (
+            select cast(first_seen_at as date) as day from volume_observations
+            where first_seen_at < cast(cast($as_of as date) as timestamptz) group by day
+        )
+    ),
+    scored as (select origin from days order by origin desc limit $limit)
+    select origin from days
+    where origin >= (select min(origin) from scored) - to_days(cast($lookback as integer))
+    order by origin
+"""
+
+
+@pytest.mark.parametrize(
+    "days",
+    [
+        list(range(100)),
+        list(range(10)),
+        list(range(90, 100)),
+        [*range(0, 40), *range(90, 100)],  # a gap: the recent days hold too few origins
+        [*range(0, 60), *range(70, 100)],  # a gap within the lookback
+        [0, 99],
+        [],
+    ],
+    ids=[
+        "a long lake",
+        "a short lake",
+        "a short recent lake",
+        "a long gap",
+        "a gap in the lookback",
+        "two days",
+        "none",
+    ],
+)
+def test_origins_read_from_the_recent_days_are_those_of_the_whole_history(days):
+    con = duckdb.connect()
+    con.execute("set timezone = 'UTC'")
+    con.execute("create table volume_observations (first_seen_at timestamptz)")
+    for day in days:
+        for hour in (1, 23):
+            con.execute(
+                "insert into volume_observations values (?)",
+                [START + timedelta(days=day, hours=hour)],
+            )
+    as_of = START + timedelta(days=100, hours=5)
+    for limit, lookback in [(35, 28), (5, 3), (1, 0)]:
+        expected = [
+            row[0].astimezone(UTC)
+            for row in con.execute(
+                ALL_ORIGINS, {"as_of": as_of, "limit": limit, "lookback": lookback}
+            ).fetchall()
+        ]
+        assert replay.origins(con, as_of, limit, lookback) == expected, (limit, lookback)

@@ -21,6 +21,7 @@ from pipelines.catalog import apply_comments
 from pipelines.lake import DataDir, exclusive_lock
 from pipelines.models import Model, models
 from pipelines.objectstore import Remote
+from pipelines.warehouse import observations
 from pipelines.warehouse.checks import violations
 from pipelines.warehouse.errors import BuildError, EmptyLakeError, FullBuildNeeded
 from pipelines.warehouse.incremental import (
@@ -88,6 +89,9 @@ class BuildResult:
     full_reason: str = ""
     #: bytes DuckDB spilled under the data dir (past its memory limit)
     spilled_bytes: int = 0
+    #: a full build: the instant it grouped the lake's snapshots into observations from (the
+    #: observations horizon, pipelines/warehouse/observations.py); None: the whole lake
+    observations_from: datetime | None = None
 
     def summary(self) -> str:
         """One line for the CLI."""
@@ -490,6 +494,10 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
             link_lake(con, layout, manifest, has_source, links)
             timings["lake_links"] = round(time.perf_counter() - step, 3)
             provision = Provision(con, layout, copy, horizon, bindings)
+            # a full build groups the lake's snapshots into reconciliations from the horizon on
+            lake_days = {entry.day for entry in manifest.values() if entry.day is not None}
+            start = observations.guess_start(lake_days, as_of, params) if since is None else None
+            observations_from: datetime | None = None
             rebuilt_whole: set[str] = set()
             for model in models().values():
                 if since is not None and model.append:
@@ -505,7 +513,11 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
                         provide(provision)
                         timings[source] = round(time.perf_counter() - step, 3)
                 step = time.perf_counter()
-                if since is not None and model.incremental:
+                if since is None and model.name == observations.NAME:
+                    observations_from = observations.build_full(
+                        con, model, bindings, start, lake_days, run_model
+                    )
+                elif since is not None and model.incremental:
                     if copy.params.get(model.name) == fingerprints[model.name]:
                         replace_from(con, model, bindings, since)
                     else:  # its kept rows were made with other parameters: every day anew
@@ -644,4 +656,5 @@ def _build(plan: BuildPlan, *, incremental: bool) -> BuildResult:
         mode="incremental" if since is not None else "full",
         since=since,
         spilled_bytes=spilled,
+        observations_from=observations_from,
     )

@@ -2,10 +2,13 @@
 -- 6 hours) over the reconciliations first seen that day: forecast_backtest adds up the days
 -- before each origin, so no origin's forecast reads anything that was not known at it.
 -- x is in days since 2020-01-01 00:00 UTC (a fixed reference, so a day's sums never change).
+-- Kept from the first day the baselines read (backtest_baselines: the oldest scored origin's
+-- window), not the whole history.
 -- grain: (source, volume_id, resource, day)
--- depends on: volume_observations
--- parameters: $since (first day built; a full build binds the epoch)
+-- depends on: volume_observations, backtest_origins
+-- parameters: $since (first day built; a full build binds the epoch), $as_of, $window_days
 -- incremental: day (an incremental build replaces the rows from $since on)
+-- incremental keeps: day >= (select coalesce(cast(min(origin) as date) - 1 - greatest(cast($window_days as integer), 8), cast($as_of as date)) from backtest_origins)
 -- columns:
 --   source: the fleet
 --   volume_id: the volume, unique within its source
@@ -22,17 +25,33 @@
 --   slope_6h: least-squares slope over the day's last 6 hours, per day
 with
 
+horizon as (
+    -- the first day kept: the oldest scored origin's last day and the
+    -- max($window_days - 1, 7) before it (the days backtest_baselines reads; the same day
+    -- `incremental keeps:` above keeps from)
+    select coalesce(
+        cast(min(origin) as date) - 1 - greatest(cast($window_days as integer), 8),
+        cast($as_of as date)
+    ) as first_day
+    from backtest_origins
+),
+
 observations as (
     select
         source,
         volume_id,
-        cast(first_seen_at as date) as day,
-        reconciled_at,
+        -- the UTC day without a time zone conversion (ICU's cast of a timestamptz to a date,
+        -- and its comparison with a date's hour, made most of this step's cost)
+        cast(make_timestamp(epoch_us(first_seen_at)) as date) as day,
         (epoch(reconciled_at) - epoch(timestamptz '2020-01-01 00:00:00+00')) / 86400.0 as x,
+        -- in the day's last 6 hours
+        epoch(reconciled_at) - epoch(cast(day as timestamp)) >= 18 * 3600 as late,
+        reconciled_at,
         cast(used_bytes as double) as bytes_y,
         cast(inode_count as double) as inodes_y
     from volume_observations
     where first_seen_at >= $since
+        and first_seen_at >= (select cast(first_day as timestamptz) from horizon)
 ),
 
 volume_days as (
@@ -46,16 +65,16 @@ volume_days as (
         sum(x) as sx,
         sum(x * x) as sxx,
         max(x) as last_x,
-        count(*) filter (where reconciled_at >= day + interval 18 hour) as n6,
+        count(*) filter (where late) as n6,
         sum(bytes_y) as bytes_sy,
         sum(x * bytes_y) as bytes_sxy,
         arg_max(bytes_y, reconciled_at) as bytes_last_y,
-        regr_slope(bytes_y, x) filter (where reconciled_at >= day + interval 18 hour)
+        regr_slope(bytes_y, x) filter (where late)
             as bytes_slope_6h,
         sum(inodes_y) as inodes_sy,
         sum(x * inodes_y) as inodes_sxy,
         arg_max(inodes_y, reconciled_at) as inodes_last_y,
-        regr_slope(inodes_y, x) filter (where reconciled_at >= day + interval 18 hour)
+        regr_slope(inodes_y, x) filter (where late)
             as inodes_slope_6h
     from observations
     group by source, volume_id, day

@@ -57,31 +57,28 @@ active_volumes as (
     select * from volumes where is_active
 ),
 
-window_bounds as (
-    -- the fit's daily buckets are UTC days, each from after its 00:00 to the next 00:00: the
-    -- last $window_days of them, the last one ending at as_of (partial unless as_of is 00:00
-    -- UTC, as every replayed origin is: then they are the $window_days days before it)
-    select
-        cast($as_of - interval 1 microsecond as date) - cast($window_days as integer) + 1
-            as first_day,
-        cast(cast($as_of - interval 1 microsecond as date) - cast($window_days as integer) + 1
-            as timestamptz) as window_start
-),
-
 observations as not materialized (
     -- volume_observations, each beside the observation before it: kept by the build engine
     -- (pipelines/warehouse/incremental.py `update_observation_steps`) from the first changed
     -- day on, so a build no longer sorts the whole window. Read whole only for the steps that
-    -- drop by a level shift's share, and for the few series fitted on them (`detailed`)
+    -- drop by a level shift's share, and for the few series fitted on them (`detailed`).
+    -- The fit's daily buckets are UTC days, each from after its 00:00 to the next 00:00: the
+    -- last $window_days of them, the last one ending at as_of (partial unless as_of is 00:00
+    -- UTC, as every replayed origin is: then they are the $window_days days before it). Their
+    -- start is written out, not read from a CTE: a constant the scan filters on (a scalar
+    -- subquery joined every row of the window to it, in each of the three reads)
     select
         * exclude (previous_reconciled_at, used_bytes_previous, inode_count_previous),
         -- the step from the observation before, when that one is in the window too
-        case when previous_reconciled_at > (select window_start from window_bounds)
+        case when previous_reconciled_at > cast(cast($as_of - interval 1 microsecond as date)
+                - cast($window_days as integer) + 1 as timestamptz)
             then used_bytes_previous end as used_bytes_previous,
-        case when previous_reconciled_at > (select window_start from window_bounds)
+        case when previous_reconciled_at > cast(cast($as_of - interval 1 microsecond as date)
+                - cast($window_days as integer) + 1 as timestamptz)
             then inode_count_previous end as inode_count_previous
     from volume_observation_steps
-    where reconciled_at > (select window_start from window_bounds)
+    where reconciled_at > cast(cast($as_of - interval 1 microsecond as date)
+            - cast($window_days as integer) + 1 as timestamptz)
         and reconciled_at <= $as_of
 ),
 
@@ -106,7 +103,9 @@ moment_cells as (
     from (
         select *, (epoch(cast(day as timestamptz)) - epoch($as_of)) / 86400.0 as day_x
         from forecast_day_moments
-        where day >= (select first_day from window_bounds)
+        -- the window's first day (see `observations`)
+        where day >= cast($as_of - interval 1 microsecond as date)
+            - cast($window_days as integer) + 1
     )
 ),
 
@@ -190,11 +189,14 @@ drops as (
     from drop_steps where inodes_dropped
 ),
 
-series as (
+series as materialized (
+    -- materialized: series_key, a number per series that the windows below partition by (a
+    -- sort on one integer instead of three strings), must be the same wherever it is read
     select
         source,
         volume_id,
         resource,
+        row_number() over () as series_key,
         cast(sum(n) as bigint) as observations,
         min(first_reconciled_at) as trend_since,
         (max(x_max) - min(x_min)) * 24 as history_hours,
@@ -238,9 +240,9 @@ steps as (
 
 points as (
     select steps.source, steps.volume_id, steps.resource, steps.reconciled_at, steps.x,
-        steps.day, steps.y
+        steps.day, steps.y, series.series_key
     from steps
-    semi join series
+    inner join series
         on steps.source = series.source
         and steps.volume_id = series.volume_id
         and steps.resource = series.resource
@@ -298,9 +300,9 @@ shift_buckets as (
     -- daily means once the fit spans a week: daily and weekly cycles average out instead of
     -- looking like trends, and hourly noise no longer inflates the sample size
     select day_buckets.source, day_buckets.volume_id, day_buckets.resource, day_buckets.x,
-        day_buckets.y, 0.5 as half_width
+        day_buckets.y, 0.5 as half_width, series.series_key
     from day_buckets
-    semi join series
+    inner join series
         on day_buckets.source = series.source
         and day_buckets.volume_id = series.volume_id
         and day_buckets.resource = series.resource
@@ -313,20 +315,29 @@ shift_buckets as (
         avg(x) as x,
         avg(y) as y,
         -- half a bucket: a break found at a daily mean may lie up to there
-        case when shift_history.history_hours >= 24 * $daily_fit_days then 0.5 else 0.0 end
-            as half_width
+        0.5 as half_width,
+        since_shift.series_key
     from since_shift
-    inner join shift_history
+    semi join shift_history
         on since_shift.source = shift_history.source
         and since_shift.volume_id = shift_history.volume_id
         and since_shift.resource = shift_history.resource
+        and shift_history.history_hours >= 24 * $daily_fit_days
     group by
-        since_shift.source,
-        since_shift.volume_id,
-        since_shift.resource,
-        case when shift_history.history_hours >= 24 * $daily_fit_days then day end,
-        case when shift_history.history_hours < 24 * $daily_fit_days then x end,
-        half_width
+        since_shift.source, since_shift.volume_id, since_shift.resource, since_shift.series_key,
+        day
+    union all
+    -- a fit under a week: each reconciliation is a point of its own (one per instant, so not
+    -- grouped: a group of one row is that row, and grouping every reconciliation cost more
+    -- than the break search over them)
+    select since_shift.source, since_shift.volume_id, since_shift.resource, x, y,
+        0.0 as half_width, since_shift.series_key
+    from since_shift
+    semi join shift_history
+        on since_shift.source = shift_history.source
+        and since_shift.volume_id = shift_history.volume_id
+        and since_shift.resource = shift_history.resource
+        and shift_history.history_hours < 24 * $daily_fit_days
 ),
 
 centered as (
@@ -341,9 +352,10 @@ centered as (
         y - avg(y) over series as yc,
         count(*) over series as n,
         min(x) over series as x_first,
-        max(x) over series as x_last
+        max(x) over series as x_last,
+        series_key
     from shift_buckets
-    window series as (partition by source, volume_id, resource)
+    window series as (partition by series_key)
 ),
 
 suffix_sums as (
@@ -360,9 +372,9 @@ suffix_sums as (
         sum(yc * yc) over series as s_yy
     from centered
     window
-        series as (partition by source, volume_id, resource),
+        series as (partition by series_key),
         later as (
-            partition by source, volume_id, resource order by x desc
+            partition by series_key order by x desc
             rows between unbounded preceding and current row
         )
 ),
@@ -386,6 +398,7 @@ hinges as (
         source,
         volume_id,
         resource,
+        series_key,
         x as break_x,
         half_width,
         n,
@@ -412,10 +425,11 @@ breaks as (
         volume_id,
         resource,
         arg_max(break_x + half_width, hy_x * hy_x / hh_x) as break_x,
-        arg_max((s_xy - hy_x / hh_x * hx) / s_xx, hy_x * hy_x / hh_x) as growth_before
+        arg_max((s_xy - hy_x / hh_x * hx) / s_xx, hy_x * hy_x / hh_x) as growth_before,
+        series_key
     from hinges
     where hh_x > 0 and sse_line > 0
-    group by source, volume_id, resource
+    group by source, volume_id, resource, series_key
     having max(hy_x * hy_x / hh_x / sse_line) >= $break_min_gain
 ),
 
@@ -425,7 +439,9 @@ broken as (
         source,
         volume_id,
         any_value(break_x) filter (where resource = 'bytes') as bytes_break_x,
-        any_value(break_x) filter (where resource = 'inodes') as inodes_break_x
+        any_value(break_x) filter (where resource = 'inodes') as inodes_break_x,
+        any_value(series_key) filter (where resource = 'bytes') as bytes_series_key,
+        any_value(series_key) filter (where resource = 'inodes') as inodes_series_key
     from breaks
     group by source, volume_id
 ),
@@ -439,6 +455,8 @@ break_observations as (
             observations.*,
             broken.bytes_break_x,
             broken.inodes_break_x,
+            broken.bytes_series_key,
+            broken.inodes_series_key,
             (epoch(observations.reconciled_at) - epoch($as_of)) / 86400.0 as x,
             cast(observations.reconciled_at - interval 1 microsecond as date) as day
         from observations
@@ -452,11 +470,12 @@ break_observations as (
 break_points as (
     -- the break lies after any level shift (it is found among the points since it)
     select source, volume_id, 'bytes' as resource, reconciled_at, x, day,
-        cast(used_bytes as double) as y
+        cast(used_bytes as double) as y, bytes_series_key as series_key
     from break_observations
     where x >= bytes_break_x
     union all
-    select source, volume_id, 'inodes', reconciled_at, x, day, cast(inode_count as double)
+    select source, volume_id, 'inodes', reconciled_at, x, day, cast(inode_count as double),
+        inodes_series_key
     from break_observations
     where x >= inodes_break_x
 ),
@@ -483,22 +502,30 @@ history as (
 buckets as (
     -- series without a break keep their buckets; the current regime of the others is
     -- bucketed again (a fit under a week uses each reconciliation)
-    select source, volume_id, resource, x, y from shift_buckets
+    select source, volume_id, resource, x, y, series_key from shift_buckets
     anti join breaks using (source, volume_id, resource)
     union all
     select break_points.source, break_points.volume_id, break_points.resource, avg(x) as x,
-        avg(y) as y
+        avg(y) as y, break_points.series_key
     from break_points
-    inner join break_history
+    semi join break_history
         on break_points.source = break_history.source
         and break_points.volume_id = break_history.volume_id
         and break_points.resource = break_history.resource
+        and break_history.history_hours >= 24 * $daily_fit_days
     group by
-        break_points.source,
-        break_points.volume_id,
-        break_points.resource,
-        case when break_history.history_hours >= 24 * $daily_fit_days then day end,
-        case when break_history.history_hours < 24 * $daily_fit_days then x end
+        break_points.source, break_points.volume_id, break_points.resource,
+        break_points.series_key, day
+    union all
+    -- under a week: each reconciliation, as in shift_buckets
+    select break_points.source, break_points.volume_id, break_points.resource, x, y,
+        break_points.series_key
+    from break_points
+    semi join break_history
+        on break_points.source = break_history.source
+        and break_points.volume_id = break_history.volume_id
+        and break_points.resource = break_history.resource
+        and break_history.history_hours < 24 * $daily_fit_days
 ),
 
 fits as (
@@ -580,7 +607,8 @@ residuals as (
         buckets.volume_id,
         buckets.resource,
         buckets.x,
-        buckets.y - (fits.intercept + fits.slope * buckets.x) as residual
+        buckets.y - (fits.intercept + fits.slope * buckets.x) as residual,
+        buckets.series_key
     from buckets
     inner join fits
         on buckets.source = fits.source
@@ -599,8 +627,7 @@ autocorrelation as (
             sum(residual * residual_previous) / nullif(sum(residual * residual), 0), 0.0
         ))) as r1
     from (
-        select *, lag(residual) over (partition by source, volume_id, resource order by x)
-            as residual_previous
+        select *, lag(residual) over (partition by series_key order by x) as residual_previous
         from residuals
     )
     group by source, volume_id, resource

@@ -28,7 +28,9 @@
 with
 
 snapshots as (
-    select *, cast(snapshot_at as date) as day
+    -- the UTC day without a time zone conversion (ICU's cast of a timestamptz to a date costs
+    -- ~100 ns a row: seconds over the history)
+    select *, cast(make_timestamp(epoch_us(snapshot_at)) as date) as day
     from volume_snapshots
     where snapshot_at >= $since
 ),
