@@ -140,14 +140,15 @@ _STAND_INS = {
 
 
 #: The days with reconciliations first seen before as_of's day (from `$since` on, with
-#: `{since}`): the days first, as backtest_origins does (a timestamptz cast of every row of the
-#: history cost ~40x more)
+#: `{since}`): the instants first, as backtest_origins does (a timestamptz's day is ICU's time
+#: zone conversion: made for every row, ~10x the cost of the scan)
 _ORIGIN_DAYS = """
-    select day
+    select cast(first_seen_at as date) as day
     from (
-        select cast(first_seen_at as date) as day
+        select first_seen_at
         from volume_observations
         where first_seen_at < cast(cast($as_of as date) as timestamptz) {since}
+        group by first_seen_at
     )
     group by day
 """

@@ -18,6 +18,7 @@ whole lake as before.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -56,33 +57,38 @@ def guess_start(days: Iterable[date], as_of: datetime, params: ForecastParams) -
     return start if start.date() > days[0] else None
 
 
-#: The earlier part of each reconciliation seen from the start on and measured before it: its
-#: snapshots before the start, as `volume_observations_before` holds them in an incremental build.
-_BEFORE = """
-    insert into volume_observations_before
+#: The snapshots before the start of each reconciliation seen from the start on and measured
+#: before it (a snapshot comes after the reconciliation it shows).
+_SPANNING = """
+    create or replace temp table spanning_snapshots as
     with spanning as (
-        select distinct source, volume_id, last_reconciled_at as reconciled_at
+        select distinct source, volume_id, last_reconciled_at
         from volume_snapshots
         where snapshot_at >= $start and last_reconciled_at < $start
     )
-    select
-        source,
-        volume_id,
-        last_reconciled_at as reconciled_at,
-        arg_min(used_bytes, snapshot_at) as used_bytes,
-        arg_min(inode_count, snapshot_at) as inode_count,
-        min(snapshot_at) as first_seen_at,
-        count(*) as snapshot_count,
-        max(snapshot_at) as last_seen_at
+    select *
     from volume_snapshots
     semi join spanning
         on volume_snapshots.source = spanning.source
         and volume_snapshots.volume_id = spanning.volume_id
-        and volume_snapshots.last_reconciled_at = spanning.reconciled_at
-    -- a snapshot comes after the reconciliation it shows
-    where snapshot_at < $start and snapshot_at >= (select min(reconciled_at) from spanning)
-    group by all
+        and volume_snapshots.last_reconciled_at = spanning.last_reconciled_at
+    where snapshot_at < $start and snapshot_at >= (select min(last_reconciled_at) from spanning)
 """
+
+
+def _earlier_parts(con: duckdb.DuckDBPyConnection, model: Model, start: datetime) -> None:
+    """Fill `volume_observations_before` with the earlier part of each reconciliation that
+    spans `start`, as an incremental build's copy holds it: the model's own SQL over those
+    snapshots alone (with no earlier part of their own), so a reconciliation is defined once."""
+    con.execute(_SPANNING, {"start": start})
+    body = re.sub(
+        r"\b(from|join)\s+volume_snapshots\b", r"\1 spanning_snapshots", model.sql.strip()
+    ).rstrip(";")
+    con.execute(
+        f"insert into volume_observations_before select * from ({body})",
+        {"since": EPOCH},
+    )
+    con.execute("drop table spanning_snapshots")
 
 
 def build_full(
@@ -97,7 +103,7 @@ def build_full(
     lake's `days` check out; returns the start used (None: the whole lake)."""
     days = set(days)
     if start is not None:
-        con.execute(_BEFORE, {"start": start})
+        _earlier_parts(con, model, start)
         run(con, model, {**bindings, "since": start.date()})
         as_of_day = midnight(bindings["as_of"].date())
         # every day folder from the start on has a reconciliation first seen: then the origins

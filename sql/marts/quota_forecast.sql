@@ -217,8 +217,8 @@ detailed_observations as (
         *,
         -- x: days relative to as_of (negative = before it)
         (epoch(reconciled_at) - epoch($as_of)) / 86400.0 as x,
-        -- its daily bucket (forecast_day_moments' day)
-        cast(reconciled_at - interval 1 microsecond as date) as day
+        -- its daily bucket (forecast_day_moments' day; a UTC day without ICU's time zone conversion)
+        cast(make_timestamp(epoch_us(reconciled_at) - 1) as date) as day
     from (
         -- x and day computed for these rows only (a filter is not pushed below them)
         select observations.*
@@ -458,7 +458,7 @@ break_observations as (
             broken.bytes_series_key,
             broken.inodes_series_key,
             (epoch(observations.reconciled_at) - epoch($as_of)) / 86400.0 as x,
-            cast(observations.reconciled_at - interval 1 microsecond as date) as day
+            cast(make_timestamp(epoch_us(observations.reconciled_at) - 1) as date) as day
         from observations
         inner join broken
             on observations.source = broken.source
